@@ -1,0 +1,177 @@
+//! The context window: which stored messages go to the model with a new message.
+
+use std::fmt;
+
+use crate::model::ModelMessage;
+use crate::types::{Message, Role};
+
+/// Estimates how many tokens a text costs, to keep a context window within budget
+/// before the model sees it.
+pub trait TokenEstimator: Send + Sync + fmt::Debug + 'static {
+    /// An estimate of the tokens in `text`.
+    fn estimate(&self, text: &str) -> u64;
+}
+
+/// The default estimate: one token per `chars_per_token` characters, rounded up, plus a
+/// fixed overhead per message for role markers. Close to Claude's and Nova's tokenizers on
+/// English prose (about four characters a token); conservative on code and CJK text only
+/// if `chars_per_token` is lowered.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CharRatioEstimator {
+    /// Characters per token.
+    pub chars_per_token: f64,
+    /// Tokens added for every message.
+    pub per_message_overhead: u64,
+}
+
+impl Default for CharRatioEstimator {
+    fn default() -> Self {
+        Self {
+            chars_per_token: 4.0,
+            per_message_overhead: 4,
+        }
+    }
+}
+
+impl TokenEstimator for CharRatioEstimator {
+    fn estimate(&self, text: &str) -> u64 {
+        let chars = text.chars().count() as f64;
+        let ratio = if self.chars_per_token > 0.0 {
+            self.chars_per_token
+        } else {
+            1.0
+        };
+        (chars / ratio).ceil() as u64 + self.per_message_overhead
+    }
+}
+
+/// Builds the turns to send: as many of the newest `history` messages as fit in
+/// `max_messages` and `max_tokens` (the new message always goes), then `new_message`.
+///
+/// The result is always valid for Bedrock's Converse API: it starts with a user turn,
+/// roles alternate, no turn is empty. Stored history can break that (a deleted reply, an
+/// edited message); consecutive turns of one role are then joined, and a leading assistant
+/// turn is dropped.
+pub fn build_context(
+    history: &[Message],
+    new_message: &str,
+    max_messages: usize,
+    max_tokens: u64,
+    estimator: &dyn TokenEstimator,
+) -> Vec<ModelMessage> {
+    let mut budget = max_tokens.saturating_sub(estimator.estimate(new_message));
+    let mut kept: Vec<&Message> = Vec::new();
+    for message in history.iter().rev().take(max_messages) {
+        let cost = estimator.estimate(&message.content);
+        if cost > budget {
+            break;
+        }
+        budget -= cost;
+        kept.push(message);
+    }
+    kept.reverse();
+
+    let mut turns: Vec<ModelMessage> = Vec::with_capacity(kept.len() + 1);
+    let newest = std::iter::once((Role::User, new_message));
+    for (role, content) in kept
+        .iter()
+        .map(|m| (m.role, m.content.as_str()))
+        .chain(newest)
+    {
+        if content.trim().is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            None if role == Role::Assistant => continue,
+            Some(last) if last.role == role => {
+                last.content.push_str("\n\n");
+                last.content.push_str(content);
+            }
+            _ => turns.push(ModelMessage {
+                role,
+                content: content.to_owned(),
+            }),
+        }
+    }
+    turns
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ChatId, MessageId};
+    use crate::types::Metadata;
+    use chrono::Utc;
+
+    fn msg(seq: u64, role: Role, content: &str) -> Message {
+        Message {
+            id: MessageId::new(),
+            chat_id: ChatId::new(),
+            seq,
+            role,
+            content: content.into(),
+            reply_to: None,
+            model: None,
+            usage: None,
+            metadata: Metadata::new(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn roles(turns: &[ModelMessage]) -> Vec<Role> {
+        turns.iter().map(|t| t.role).collect()
+    }
+
+    #[test]
+    fn keeps_newest_messages_within_count() {
+        let history: Vec<_> = (1..=6)
+            .map(|i| {
+                let role = if i % 2 == 1 {
+                    Role::User
+                } else {
+                    Role::Assistant
+                };
+                msg(i, role, &format!("m{i}"))
+            })
+            .collect();
+        let turns = build_context(&history, "new", 4, 10_000, &CharRatioEstimator::default());
+        let texts: Vec<_> = turns.iter().map(|t| t.content.as_str()).collect();
+        assert_eq!(texts, ["m3", "m4", "m5", "m6", "new"]);
+        assert_eq!(turns.first().map(|t| t.role), Some(Role::User));
+    }
+
+    #[test]
+    fn drops_a_leading_assistant_turn_and_joins_same_roles() {
+        let history = vec![
+            msg(2, Role::Assistant, "orphan reply"),
+            msg(3, Role::User, "q1"),
+            msg(5, Role::User, "q2 (its reply was deleted)"),
+        ];
+        let turns = build_context(&history, "q3", 10, 10_000, &CharRatioEstimator::default());
+        assert_eq!(roles(&turns), [Role::User]);
+        assert_eq!(turns[0].content, "q1\n\nq2 (its reply was deleted)\n\nq3");
+    }
+
+    #[test]
+    fn token_budget_cuts_oldest_first_but_keeps_the_new_message() {
+        let est = CharRatioEstimator::default();
+        let history = vec![
+            msg(1, Role::User, &"a".repeat(400)),
+            msg(2, Role::Assistant, &"b".repeat(400)),
+            msg(3, Role::User, "short"),
+            msg(4, Role::Assistant, "short"),
+        ];
+        let turns = build_context(&history, &"n".repeat(40), 10, 40, &est);
+        assert_eq!(roles(&turns), [Role::User, Role::Assistant, Role::User]);
+        let tiny = build_context(&history, &"n".repeat(4000), 10, 5, &est);
+        assert_eq!(tiny.len(), 1);
+    }
+
+    #[test]
+    fn empty_turns_are_skipped() {
+        let history = vec![msg(1, Role::User, "hi"), msg(2, Role::Assistant, "  ")];
+        let turns = build_context(&history, "again", 10, 1000, &CharRatioEstimator::default());
+        assert_eq!(turns, vec![ModelMessage::user("hi\n\nagain")]);
+    }
+}

@@ -1,0 +1,46 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod context;
+pub mod error;
+pub mod ids;
+pub mod limiter;
+pub mod model;
+pub mod offline;
+pub mod service;
+pub mod store;
+pub mod types;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use context::{CharRatioEstimator, TokenEstimator};
+pub use error::{ChatError, InvalidInput, ModelError, RateLimitError, Resource, StoreError};
+pub use ids::{ChatId, MessageId, UserId};
+pub use limiter::{Decision, Quota, RateLimiter};
+pub use model::{
+    ChatModel, GuardrailConfig, GuardrailStreamMode, InferenceConfig, ModelEvent, ModelMessage,
+    ModelRequest, ModelResponse, ModelStream, OutputSchema, StopReason,
+};
+pub use offline::OfflineChatModel;
+pub use service::{
+    ChatPolicy, ChatReply, ChatService, ChatServiceBuilder, ChatStream, SendRequest, StreamEvent,
+};
+pub use store::{AppendRequest, AppendTarget, Appended, Cursor, HistoryStore, ListOptions, Page};
+pub use types::{
+    Conversation, ConversationUpdate, Message, MessageUpdate, Metadata, NewConversation,
+    NewMessage, Role, Timestamp, Usage, UsageTotals,
+};
+
+#[cfg(any(test, feature = "mock"))]
+pub use limiter::MockRateLimiter;
+#[cfg(any(test, feature = "mock"))]
+pub use model::MockChatModel;
+#[cfg(any(test, feature = "mock"))]
+pub use store::MockHistoryStore;
+
+/// The workspace README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct WorkspaceReadme;

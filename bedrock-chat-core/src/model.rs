@@ -1,0 +1,222 @@
+//! The [`ChatModel`] trait: one call to a model, plain or streamed.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
+use crate::types::{Role, Usage};
+
+/// Sampling settings (Bedrock's `inferenceConfig`); `None` leaves the model's default.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InferenceConfig {
+    /// The most tokens the reply may have.
+    pub max_tokens: Option<u32>,
+    /// Randomness, 0 to 1.
+    pub temperature: Option<f32>,
+    /// Nucleus sampling, 0 to 1.
+    pub top_p: Option<f32>,
+    /// Text that ends the reply when the model writes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop_sequences: Vec<String>,
+}
+
+impl InferenceConfig {
+    /// `self` with every field that `over` sets taken from `over`.
+    pub fn overridden_by(&self, over: &InferenceConfig) -> InferenceConfig {
+        InferenceConfig {
+            max_tokens: over.max_tokens.or(self.max_tokens),
+            temperature: over.temperature.or(self.temperature),
+            top_p: over.top_p.or(self.top_p),
+            stop_sequences: if over.stop_sequences.is_empty() {
+                self.stop_sequences.clone()
+            } else {
+                over.stop_sequences.clone()
+            },
+        }
+    }
+}
+
+/// How a guardrail screens a streamed reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuardrailStreamMode {
+    /// Screen each chunk before it is sent (slower first token).
+    Sync,
+    /// Send chunks at once and screen them in the background.
+    Async,
+}
+
+/// A Bedrock Guardrail to apply to a call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardrailConfig {
+    /// The guardrail's id or ARN.
+    pub identifier: String,
+    /// Its version (`"DRAFT"` or a number).
+    pub version: String,
+    /// Whether to return the guardrail's trace.
+    pub trace: bool,
+    /// For streamed calls: how chunks are screened.
+    pub stream_mode: Option<GuardrailStreamMode>,
+}
+
+/// Structured output: the model must answer with JSON matching `schema` (forced through
+/// Bedrock tool use).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputSchema {
+    /// A name for the output (the tool's name): letters, digits, `_` and `-`.
+    pub name: String,
+    /// What the output is; the model reads this.
+    pub description: String,
+    /// A JSON Schema (an object schema).
+    pub schema: serde_json::Value,
+}
+
+/// One turn sent to the model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelMessage {
+    /// Who said it.
+    pub role: Role,
+    /// What was said.
+    pub content: String,
+}
+
+impl ModelMessage {
+    /// A user turn.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::User,
+            content: content.into(),
+        }
+    }
+
+    /// An assistant turn.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::Assistant,
+            content: content.into(),
+        }
+    }
+}
+
+/// Everything one model call needs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelRequest {
+    /// The system prompt.
+    pub system: Option<String>,
+    /// The conversation: starts with a user turn, roles alternate, ends with a user turn.
+    pub messages: Vec<ModelMessage>,
+    /// Sampling settings.
+    pub inference: InferenceConfig,
+    /// A guardrail to apply.
+    pub guardrail: Option<GuardrailConfig>,
+    /// Structured output to force.
+    pub output_schema: Option<OutputSchema>,
+}
+
+/// Why the model stopped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StopReason {
+    /// It finished its answer.
+    EndTurn,
+    /// It reached `max_tokens`.
+    MaxTokens,
+    /// It wrote a stop sequence.
+    StopSequence,
+    /// It called a tool (structured output).
+    ToolUse,
+    /// A guardrail intervened.
+    GuardrailIntervened,
+    /// Content filters stopped it.
+    ContentFiltered,
+    /// A reason this library does not know yet, as the service named it.
+    Other(String),
+}
+
+impl StopReason {
+    /// The name Bedrock uses (`end_turn`, `max_tokens`, ...).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::EndTurn => "end_turn",
+            Self::MaxTokens => "max_tokens",
+            Self::StopSequence => "stop_sequence",
+            Self::ToolUse => "tool_use",
+            Self::GuardrailIntervened => "guardrail_intervened",
+            Self::ContentFiltered => "content_filtered",
+            Self::Other(s) => s,
+        }
+    }
+
+    /// The inverse of [`as_str`](Self::as_str).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "end_turn" => Self::EndTurn,
+            "max_tokens" => Self::MaxTokens,
+            "stop_sequence" => Self::StopSequence,
+            "tool_use" => Self::ToolUse,
+            "guardrail_intervened" => Self::GuardrailIntervened,
+            "content_filtered" => Self::ContentFiltered,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+/// A whole reply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelResponse {
+    /// The text.
+    pub text: String,
+    /// For structured output: the JSON the model produced.
+    pub structured: Option<serde_json::Value>,
+    /// Tokens used.
+    pub usage: Usage,
+    /// Why it stopped.
+    pub stop_reason: StopReason,
+    /// How long the call took, as the service measured it when it says.
+    pub latency: Duration,
+}
+
+/// One event of a streamed reply. A complete stream is any number of `TextDelta`s, then
+/// `Stop`, with `Usage` somewhere after the last delta; a stream that ends without `Stop`
+/// broke off.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelEvent {
+    /// The next piece of text.
+    TextDelta(String),
+    /// Why the model stopped; the text is complete.
+    Stop(StopReason),
+    /// Tokens used by the whole call.
+    Usage(Usage),
+}
+
+/// A streamed reply: events, or the error that ended it.
+pub type ModelStream = BoxStream<'static, Result<ModelEvent, ModelError>>;
+
+/// A chat model: Bedrock through [`BedrockChatModel`](crate) (feature `bedrock`), the
+/// [`OfflineChatModel`](crate::OfflineChatModel), or your own.
+///
+/// Implementations classify their failures into [`ModelError`] and retry what is worth
+/// retrying before they give up.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait ChatModel: Send + Sync + 'static {
+    /// The model id, as reported to clients and stored with replies.
+    fn model_id(&self) -> &str;
+
+    /// One call; the whole reply at once.
+    ///
+    /// # Errors
+    /// A [`ModelError`] saying what kind of failure happened.
+    async fn converse(&self, request: ModelRequest) -> Result<ModelResponse, ModelError>;
+
+    /// One call; the reply as a stream of events. Errors before the first event are
+    /// returned here; errors after it end the stream.
+    ///
+    /// # Errors
+    /// A [`ModelError`] saying what kind of failure happened.
+    async fn converse_stream(&self, request: ModelRequest) -> Result<ModelStream, ModelError>;
+}

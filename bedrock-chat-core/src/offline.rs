@@ -1,0 +1,339 @@
+//! [`OfflineChatModel`]: a deterministic model that runs in process, for demos, examples
+//! and tests when no AWS account is configured.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::context::{CharRatioEstimator, TokenEstimator};
+use crate::error::ModelError;
+use crate::model::{ChatModel, ModelEvent, ModelRequest, ModelResponse, ModelStream, StopReason};
+use crate::types::{Role, Usage};
+
+/// The model id the offline model reports.
+pub const OFFLINE_MODEL_ID: &str = "offline";
+
+/// A model that needs no network: it answers every message with a fixed, deterministic
+/// reply that says it is the offline model, quotes the question and counts the turns it
+/// was given, streamed a few words at a time. Usage is estimated from the text.
+///
+/// With an [`OutputSchema`](crate::OutputSchema) it returns JSON that fits the schema
+/// (each string property filled from the last user message).
+///
+/// ```
+/// use bedrock_chat_core::{ChatModel, ModelMessage, ModelRequest, OfflineChatModel};
+/// # tokio_test_block_on(async {
+/// let model = OfflineChatModel::new();
+/// let reply = model
+///     .converse(ModelRequest { messages: vec![ModelMessage::user("Hello")], ..Default::default() })
+///     .await?;
+/// assert!(reply.text.contains("offline model"));
+/// # Ok::<(), bedrock_chat_core::ModelError>(()) });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct OfflineChatModel {
+    model_id: String,
+    delta_delay: Duration,
+    words_per_delta: usize,
+    estimator: CharRatioEstimator,
+}
+
+impl Default for OfflineChatModel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OfflineChatModel {
+    /// An offline model that streams without delay.
+    pub fn new() -> Self {
+        Self {
+            model_id: OFFLINE_MODEL_ID.to_owned(),
+            delta_delay: Duration::ZERO,
+            words_per_delta: 3,
+            estimator: CharRatioEstimator::default(),
+        }
+    }
+
+    /// Waits this long before each streamed piece (to look like a real model in demos).
+    pub fn with_delta_delay(mut self, delay: Duration) -> Self {
+        self.delta_delay = delay;
+        self
+    }
+
+    /// Streams this many words per piece (at least one).
+    pub fn with_words_per_delta(mut self, words: usize) -> Self {
+        self.words_per_delta = words.max(1);
+        self
+    }
+
+    /// Reports this model id instead of `offline`.
+    pub fn with_model_id(mut self, id: impl Into<String>) -> Self {
+        self.model_id = id.into();
+        self
+    }
+
+    fn validate(request: &ModelRequest) -> Result<&str, ModelError> {
+        let last = request
+            .messages
+            .last()
+            .filter(|m| m.role == Role::User)
+            .ok_or_else(|| ModelError::InvalidRequest {
+                message: "the conversation must end with a user message".into(),
+            })?;
+        if request.messages.first().map(|m| m.role) != Some(Role::User) {
+            return Err(ModelError::InvalidRequest {
+                message: "the conversation must start with a user message".into(),
+            });
+        }
+        Ok(&last.content)
+    }
+
+    fn reply_text(request: &ModelRequest, question: &str) -> String {
+        let quoted: String = question.chars().take(200).collect();
+        let ellipsis = if quoted.len() < question.len() {
+            "…"
+        } else {
+            ""
+        };
+        let earlier = request.messages.len() - 1;
+        let persona = match &request.system {
+            Some(s) if !s.trim().is_empty() => " I was given a system prompt.",
+            _ => "",
+        };
+        format!(
+            "This is the offline model (no AWS account configured), answering: \
+             \"{quoted}{ellipsis}\". I can see {earlier} earlier message{s} in this \
+             conversation.{persona} Configure AWS credentials and a Bedrock model id for \
+             real answers.",
+            s = if earlier == 1 { "" } else { "s" },
+        )
+    }
+
+    fn usage(&self, request: &ModelRequest, reply: &str) -> Usage {
+        let input: u64 = request
+            .messages
+            .iter()
+            .map(|m| self.estimator.estimate(&m.content))
+            .chain(request.system.iter().map(|s| self.estimator.estimate(s)))
+            .sum();
+        Usage::new(input, self.estimator.estimate(reply))
+    }
+
+    fn cut_at_max_tokens(&self, request: &ModelRequest, text: String) -> (String, StopReason) {
+        match request.inference.max_tokens {
+            Some(max) => {
+                let max_chars = (f64::from(max) * self.estimator.chars_per_token) as usize;
+                if text.chars().count() > max_chars {
+                    (
+                        text.chars().take(max_chars).collect(),
+                        StopReason::MaxTokens,
+                    )
+                } else {
+                    (text, StopReason::EndTurn)
+                }
+            }
+            None => (text, StopReason::EndTurn),
+        }
+    }
+
+    fn pieces(&self, text: &str) -> Vec<String> {
+        let words: Vec<&str> = text.split_inclusive(' ').collect();
+        words
+            .chunks(self.words_per_delta)
+            .map(|chunk| chunk.concat())
+            .collect()
+    }
+}
+
+/// A value that fits `schema`, made from `seed`: strings get `seed`-derived text, numbers
+/// 0, booleans false, arrays one item, objects every property; `enum`/`const` take the first
+/// allowed value.
+fn instance_of(schema: &Value, name: &str, seed: &str) -> Value {
+    if let Some(c) = schema.get("const") {
+        return c.clone();
+    }
+    if let Some(first) = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+    {
+        return first.clone();
+    }
+    let ty = match schema.get("type") {
+        Some(Value::Array(types)) => types.iter().find_map(Value::as_str).unwrap_or("null"),
+        Some(Value::String(t)) => t.as_str(),
+        _ if schema.get("properties").is_some() => "object",
+        _ => "string",
+    };
+    match ty {
+        "object" => {
+            let mut out = serde_json::Map::new();
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (key, sub) in props {
+                    out.insert(key.clone(), instance_of(sub, key, seed));
+                }
+            }
+            Value::Object(out)
+        }
+        "array" => {
+            let item = schema.get("items").cloned().unwrap_or(json!({}));
+            json!([instance_of(&item, name, seed)])
+        }
+        "integer" | "number" => json!(0),
+        "boolean" => json!(false),
+        "null" => Value::Null,
+        _ => {
+            let short: String = seed.chars().take(80).collect();
+            Value::String(format!("{name} (offline model) for: {short}"))
+        }
+    }
+}
+
+#[async_trait]
+impl ChatModel for OfflineChatModel {
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    async fn converse(&self, request: ModelRequest) -> Result<ModelResponse, ModelError> {
+        let started = Instant::now();
+        let question = Self::validate(&request)?;
+        if let Some(schema) = &request.output_schema {
+            let value = instance_of(&schema.schema, &schema.name, question);
+            let text = value.to_string();
+            let usage = self.usage(&request, &text);
+            return Ok(ModelResponse {
+                text,
+                structured: Some(value),
+                usage,
+                stop_reason: StopReason::ToolUse,
+                latency: started.elapsed(),
+            });
+        }
+        let (text, stop_reason) =
+            self.cut_at_max_tokens(&request, Self::reply_text(&request, question));
+        let usage = self.usage(&request, &text);
+        Ok(ModelResponse {
+            text,
+            structured: None,
+            usage,
+            stop_reason,
+            latency: started.elapsed(),
+        })
+    }
+
+    async fn converse_stream(&self, request: ModelRequest) -> Result<ModelStream, ModelError> {
+        let question = Self::validate(&request)?;
+        let (text, stop_reason) =
+            self.cut_at_max_tokens(&request, Self::reply_text(&request, question));
+        let usage = self.usage(&request, &text);
+        let delay = self.delta_delay;
+        let events: Vec<ModelEvent> = self
+            .pieces(&text)
+            .into_iter()
+            .map(ModelEvent::TextDelta)
+            .chain([ModelEvent::Stop(stop_reason), ModelEvent::Usage(usage)])
+            .collect();
+        let stream = futures::stream::iter(events).then(move |event| async move {
+            if matches!(event, ModelEvent::TextDelta(_)) && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok(event)
+        });
+        Ok(stream.boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelMessage, OutputSchema};
+    use futures::TryStreamExt;
+
+    fn ask(text: &str) -> ModelRequest {
+        ModelRequest {
+            messages: vec![ModelMessage::user(text)],
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn stream_and_plain_reply_agree() {
+        let model = OfflineChatModel::new().with_words_per_delta(2);
+        let plain = model.converse(ask("What is Rust?")).await.unwrap();
+        let events: Vec<_> = model
+            .converse_stream(ask("What is Rust?"))
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let streamed: String = events
+            .iter()
+            .filter_map(|e| match e {
+                ModelEvent::TextDelta(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(streamed, plain.text);
+        assert!(events.len() > 3, "the reply comes in several pieces");
+        assert!(events.contains(&ModelEvent::Stop(StopReason::EndTurn)));
+        assert!(events.contains(&ModelEvent::Usage(plain.usage)));
+        assert!(plain.text.contains("What is Rust?"));
+        assert!(plain.usage.input_tokens > 0 && plain.usage.output_tokens > 0);
+    }
+
+    #[tokio::test]
+    async fn refuses_a_conversation_that_does_not_end_with_the_user() {
+        let request = ModelRequest {
+            messages: vec![ModelMessage::user("a"), ModelMessage::assistant("b")],
+            ..Default::default()
+        };
+        let err = OfflineChatModel::new().converse(request).await.unwrap_err();
+        assert!(matches!(err, ModelError::InvalidRequest { .. }));
+    }
+
+    #[tokio::test]
+    async fn structured_output_fits_the_schema() {
+        let mut request = ask("a cheerful pirate");
+        request.output_schema = Some(OutputSchema {
+            name: "persona".into(),
+            description: "A persona".into(),
+            schema: json!({
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "age": {"type": "integer"},
+                    "tone": {"enum": ["warm", "dry"]},
+                    "tags": {"type": "array", "items": {"type": "string"}}
+                },
+                "required": ["name", "age", "tone", "tags"]
+            }),
+        });
+        let reply = OfflineChatModel::new().converse(request).await.unwrap();
+        let value = reply.structured.unwrap();
+        assert!(value["name"]
+            .as_str()
+            .unwrap()
+            .contains("a cheerful pirate"));
+        assert_eq!(value["age"], 0);
+        assert_eq!(value["tone"], "warm");
+        assert_eq!(value["tags"].as_array().unwrap().len(), 1);
+        assert_eq!(reply.stop_reason, StopReason::ToolUse);
+    }
+
+    #[tokio::test]
+    async fn max_tokens_cuts_the_reply() {
+        let mut request = ask("hello");
+        request.inference.max_tokens = Some(5);
+        let reply = OfflineChatModel::new().converse(request).await.unwrap();
+        assert_eq!(reply.stop_reason, StopReason::MaxTokens);
+        assert_eq!(reply.text.chars().count(), 20);
+    }
+}

@@ -1,0 +1,155 @@
+//! Building a [`ChatService`]: its parts and its [`ChatPolicy`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::task::TaskTracker;
+
+use super::{ChatService, Inner};
+use crate::context::{CharRatioEstimator, TokenEstimator};
+use crate::limiter::RateLimiter;
+use crate::model::{ChatModel, GuardrailConfig, InferenceConfig};
+use crate::store::HistoryStore;
+
+/// The rules a [`ChatService`] applies to every send.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ChatPolicy {
+    /// At most this many stored messages go to the model with a new one.
+    pub context_messages: u32,
+    /// At most this many estimated tokens of history and new message go to the model.
+    pub context_tokens: u64,
+    /// The longest message accepted, in characters.
+    pub max_message_chars: usize,
+    /// The longest system prompt accepted, in characters.
+    pub max_system_prompt_chars: usize,
+    /// Sampling settings for every call; a send may override them.
+    pub inference: InferenceConfig,
+    /// The system prompt when neither the send nor the conversation has one.
+    pub system_prompt: Option<String>,
+    /// A guardrail applied to every call.
+    pub guardrail: Option<GuardrailConfig>,
+    /// A streamed reply that sends nothing for this long has failed.
+    pub stream_idle_timeout: Duration,
+    /// New conversations are titled with this many characters of their first message.
+    pub title_chars: usize,
+}
+
+impl Default for ChatPolicy {
+    fn default() -> Self {
+        Self {
+            context_messages: 20,
+            context_tokens: 12_000,
+            max_message_chars: 100_000,
+            max_system_prompt_chars: 20_000,
+            inference: InferenceConfig::default(),
+            system_prompt: None,
+            guardrail: None,
+            stream_idle_timeout: Duration::from_secs(120),
+            title_chars: 60,
+        }
+    }
+}
+
+impl ChatPolicy {
+    /// Sets how many stored messages and estimated tokens the context window holds.
+    pub fn with_context_window(mut self, messages: u32, tokens: u64) -> Self {
+        self.context_messages = messages;
+        self.context_tokens = tokens;
+        self
+    }
+
+    /// Sets the longest message accepted, in characters.
+    pub fn with_max_message_chars(mut self, chars: usize) -> Self {
+        self.max_message_chars = chars;
+        self
+    }
+
+    /// Sets the default sampling settings.
+    pub fn with_inference(mut self, inference: InferenceConfig) -> Self {
+        self.inference = inference;
+        self
+    }
+
+    /// Sets the default system prompt.
+    pub fn with_system_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.system_prompt = Some(prompt.into());
+        self
+    }
+
+    /// Sets the guardrail for every call.
+    pub fn with_guardrail(mut self, guardrail: GuardrailConfig) -> Self {
+        self.guardrail = Some(guardrail);
+        self
+    }
+
+    /// Sets how long a streamed reply may be silent before it fails.
+    pub fn with_stream_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.stream_idle_timeout = timeout;
+        self
+    }
+}
+
+/// Step-by-step construction of a [`ChatService`]; see [`ChatService::builder`].
+#[must_use]
+pub struct ChatServiceBuilder {
+    model: Arc<dyn ChatModel>,
+    store: Arc<dyn HistoryStore>,
+    request_limiter: Option<Arc<dyn RateLimiter>>,
+    token_budget: Option<Arc<dyn RateLimiter>>,
+    estimator: Arc<dyn TokenEstimator>,
+    policy: ChatPolicy,
+}
+
+impl ChatServiceBuilder {
+    pub(super) fn new(model: Arc<dyn ChatModel>, store: Arc<dyn HistoryStore>) -> Self {
+        Self {
+            model,
+            store,
+            request_limiter: None,
+            token_budget: None,
+            estimator: Arc::new(CharRatioEstimator::default()),
+            policy: ChatPolicy::default(),
+        }
+    }
+
+    /// Limits requests: every send costs 1 of the caller's key.
+    pub fn request_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.request_limiter = Some(limiter);
+        self
+    }
+
+    /// Limits tokens: a send is refused once the caller's budget is spent, and each reply's
+    /// real usage is charged after it arrives (so one reply may overdraw it).
+    pub fn token_budget(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.token_budget = Some(limiter);
+        self
+    }
+
+    /// Replaces the token estimator used for the context window.
+    pub fn token_estimator(mut self, estimator: Arc<dyn TokenEstimator>) -> Self {
+        self.estimator = estimator;
+        self
+    }
+
+    /// Sets the policy.
+    pub fn policy(mut self, policy: ChatPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The service.
+    pub fn build(self) -> ChatService {
+        ChatService {
+            inner: Arc::new(Inner {
+                model: self.model,
+                store: self.store,
+                request_limiter: self.request_limiter,
+                token_budget: self.token_budget,
+                estimator: self.estimator,
+                policy: self.policy,
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,585 @@
+//! [`ChatService`]: a model, a history store and limiters composed into one send.
+
+mod builder;
+mod stream;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio_util::task::TaskTracker;
+
+pub use builder::{ChatPolicy, ChatServiceBuilder};
+pub use stream::{ChatStream, StreamEvent};
+
+use crate::context::{build_context, TokenEstimator};
+use crate::error::{ChatError, InvalidInput, StoreError};
+use crate::ids::{ChatId, MessageId, UserId};
+use crate::limiter::{Decision, RateLimiter};
+use crate::model::{ChatModel, InferenceConfig, ModelRequest, StopReason};
+use crate::store::{AppendRequest, AppendTarget, HistoryStore};
+use crate::types::{Message, Metadata, NewConversation, NewMessage, Role, Usage};
+
+/// Where audit events go (`tracing` target): one per model call.
+pub const AUDIT_TARGET: &str = "bedrock_chat::audit";
+
+/// One message to send, and who sends it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct SendRequest {
+    /// The sender; the conversation must be theirs.
+    pub user: UserId,
+    /// The message text.
+    pub message: String,
+    /// The conversation to continue; `None` starts a new one.
+    pub chat_id: Option<ChatId>,
+    /// The message's id (the idempotency key): a retry with the same id returns the stored
+    /// exchange without calling the model again. `None` makes a fresh one.
+    pub message_uid: Option<MessageId>,
+    /// A system prompt for this send (and, for a new conversation, for the ones after).
+    pub system_prompt: Option<String>,
+    /// Sampling settings over the policy's.
+    pub inference: Option<InferenceConfig>,
+    /// The rate-limit key; `None` uses the user id (use the client IP for anonymous users).
+    pub rate_key: Option<String>,
+    /// Metadata stored with the user's message.
+    pub metadata: Metadata,
+}
+
+impl SendRequest {
+    /// `message` from `user`, starting a new conversation.
+    pub fn new(user: UserId, message: impl Into<String>) -> Self {
+        Self {
+            user,
+            message: message.into(),
+            chat_id: None,
+            message_uid: None,
+            system_prompt: None,
+            inference: None,
+            rate_key: None,
+            metadata: Metadata::new(),
+        }
+    }
+
+    /// Continues conversation `chat_id`.
+    pub fn in_chat(mut self, chat_id: ChatId) -> Self {
+        self.chat_id = Some(chat_id);
+        self
+    }
+
+    /// Sets the message id (idempotency key).
+    pub fn with_message_uid(mut self, id: MessageId) -> Self {
+        self.message_uid = Some(id);
+        self
+    }
+
+    /// Sets the system prompt.
+    pub fn with_system_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.system_prompt = Some(prompt.into());
+        self
+    }
+
+    /// Sets sampling settings.
+    pub fn with_inference(mut self, inference: InferenceConfig) -> Self {
+        self.inference = Some(inference);
+        self
+    }
+
+    /// Sets the rate-limit key.
+    pub fn with_rate_key(mut self, key: impl Into<String>) -> Self {
+        self.rate_key = Some(key.into());
+        self
+    }
+
+    /// Sets the metadata stored with the message.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+/// A stored exchange: the user's message and the model's reply.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ChatReply {
+    /// The conversation.
+    pub chat_id: ChatId,
+    /// The user message's id.
+    pub message_uid: MessageId,
+    /// The reply's id.
+    pub response_session_id: MessageId,
+    /// The user's message as stored.
+    pub question: Message,
+    /// The reply as stored.
+    pub answer: Message,
+    /// The model that answered.
+    pub model: String,
+    /// Tokens the call used.
+    pub usage: Usage,
+    /// Why the model stopped, when known.
+    pub stop_reason: Option<StopReason>,
+    /// `true` when this exchange was stored by an earlier send with the same
+    /// `message_uid` and the model was not called again.
+    pub replayed: bool,
+    /// `true` when this send started the conversation.
+    pub new_conversation: bool,
+    /// The request limiter's decision, when one is configured and was consulted.
+    pub rate_limit: Option<Decision>,
+}
+
+impl ChatReply {
+    /// The reply's text.
+    pub fn text(&self) -> &str {
+        &self.answer.content
+    }
+
+    fn from_messages(question: Message, answer: Message, replayed: bool) -> Self {
+        let stop_reason = answer
+            .metadata
+            .get("stop_reason")
+            .and_then(|v| v.as_str())
+            .map(StopReason::parse);
+        Self {
+            chat_id: question.chat_id,
+            message_uid: question.id,
+            response_session_id: answer.id,
+            model: answer.model.clone().unwrap_or_default(),
+            usage: answer.usage.unwrap_or_default(),
+            stop_reason,
+            replayed,
+            new_conversation: false,
+            rate_limit: None,
+            question,
+            answer,
+        }
+    }
+}
+
+/// A model, a history store and (optionally) limiters, composed: the whole send flow.
+///
+/// One send: validate; return the stored exchange if `message_uid` is known; check the
+/// token budget and the request limit; load the conversation's context window; call the
+/// model; store question and reply in one atomic append; charge the tokens used. When the
+/// model fails nothing is written, and a retry with the same `message_uid` works.
+///
+/// Cheap to clone: clones share everything.
+///
+/// ```
+/// use std::sync::Arc;
+/// use bedrock_chat_core::{ChatService, OfflineChatModel, SendRequest, UserId};
+/// use bedrock_chat_store::InMemoryHistoryStore;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let service = ChatService::builder(
+///     Arc::new(OfflineChatModel::new()),
+///     Arc::new(InMemoryHistoryStore::new()),
+/// )
+/// .build();
+/// let user = UserId::new("alice")?;
+/// let first = service.send(SendRequest::new(user.clone(), "Hello!")).await?;
+/// let second = service
+///     .send(SendRequest::new(user, "And again").in_chat(first.chat_id))
+///     .await?;
+/// assert_eq!(second.answer.seq, 4);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ChatService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    model: Arc<dyn ChatModel>,
+    store: Arc<dyn HistoryStore>,
+    request_limiter: Option<Arc<dyn RateLimiter>>,
+    token_budget: Option<Arc<dyn RateLimiter>>,
+    estimator: Arc<dyn TokenEstimator>,
+    policy: ChatPolicy,
+    tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for ChatService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatService")
+            .field("model", &self.inner.model.model_id())
+            .field("store", &self.inner.store.backend())
+            .field("policy", &self.inner.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A send that passed validation and limits, ready for the model.
+struct Prepared {
+    user: UserId,
+    rate_key: String,
+    target: AppendTarget,
+    message_uid: MessageId,
+    question: String,
+    metadata: Metadata,
+    request: ModelRequest,
+    rate_limit: Option<Decision>,
+}
+
+enum Preparation {
+    Replay(Box<ChatReply>),
+    Call(Box<Prepared>),
+}
+
+impl ChatService {
+    /// Starts building a service from a model and a store.
+    pub fn builder(model: Arc<dyn ChatModel>, store: Arc<dyn HistoryStore>) -> ChatServiceBuilder {
+        ChatServiceBuilder::new(model, store)
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<dyn ChatModel> {
+        &self.inner.model
+    }
+
+    /// The history store, for listing, editing and deleting conversations.
+    pub fn store(&self) -> &Arc<dyn HistoryStore> {
+        &self.inner.store
+    }
+
+    /// The request limiter, if any.
+    pub fn request_limiter(&self) -> Option<&Arc<dyn RateLimiter>> {
+        self.inner.request_limiter.as_ref()
+    }
+
+    /// The token budget limiter, if any.
+    pub fn token_budget(&self) -> Option<&Arc<dyn RateLimiter>> {
+        self.inner.token_budget.as_ref()
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &ChatPolicy {
+        &self.inner.policy
+    }
+
+    /// Sends a message and waits for the whole reply.
+    ///
+    /// Dropping the returned future before it completes abandons the call and stores
+    /// nothing; use [`send_stream`](Self::send_stream) for a reply that is kept even when
+    /// the caller goes away.
+    ///
+    /// # Errors
+    /// [`ChatError::InvalidInput`] for a bad message; [`ChatError::Store`] with
+    /// `NotFound` for a conversation the user does not have; [`ChatError::RateLimited`] /
+    /// [`ChatError::BudgetExhausted`] when over a limit; [`ChatError::Model`] when the
+    /// model fails (nothing is stored then).
+    pub async fn send(&self, request: SendRequest) -> Result<ChatReply, ChatError> {
+        let prepared = match self.prepare(request).await? {
+            Preparation::Replay(reply) => return Ok(*reply),
+            Preparation::Call(prepared) => prepared,
+        };
+        let started = Instant::now();
+        let response = match self.inner.model.converse(prepared.request.clone()).await {
+            Ok(response) => response,
+            Err(error) => {
+                let error = ChatError::from(error);
+                self.audit_failure(&prepared, started.elapsed(), &error);
+                return Err(error);
+            }
+        };
+        self.inner
+            .finish(
+                *prepared,
+                response.text,
+                response.usage,
+                response.stop_reason,
+                started.elapsed(),
+            )
+            .await
+    }
+
+    /// Sends a message and streams the reply.
+    ///
+    /// Errors found before the model starts (bad input, unknown conversation, limits, a
+    /// model that refuses at once) are returned here. After that, the reply is generated by
+    /// a spawned task: it is stored when complete even if the returned stream is dropped,
+    /// and a model failure mid-way ends the stream with [`StreamEvent::Failed`] and stores
+    /// nothing.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send), for what fails before the first event.
+    pub async fn send_stream(&self, request: SendRequest) -> Result<ChatStream, ChatError> {
+        let prepared = match self.prepare(request).await? {
+            Preparation::Replay(reply) => return Ok(ChatStream::replay(*reply)),
+            Preparation::Call(prepared) => prepared,
+        };
+        let started = Instant::now();
+        let model_stream = match self
+            .inner
+            .model
+            .converse_stream(prepared.request.clone())
+            .await
+        {
+            Ok(stream) => stream,
+            Err(error) => {
+                let error = ChatError::from(error);
+                self.audit_failure(&prepared, started.elapsed(), &error);
+                return Err(error);
+            }
+        };
+        Ok(stream::spawn_generation(
+            Arc::clone(&self.inner),
+            *prepared,
+            model_stream,
+            started,
+        ))
+    }
+
+    /// Waits until every streamed reply still being generated has been stored (or has
+    /// failed). Call it on shutdown so that no reply in flight is lost.
+    pub async fn shutdown(&self) {
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        self.inner.tasks.reopen();
+    }
+
+    /// How many streamed replies are being generated right now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.tasks.len()
+    }
+
+    fn audit_failure(&self, prepared: &Prepared, latency: Duration, error: &ChatError) {
+        tracing::warn!(
+            target: AUDIT_TARGET,
+            user = %prepared.user,
+            chat_id = %prepared.target.chat_id(),
+            message_uid = %prepared.message_uid,
+            model = self.inner.model.model_id(),
+            latency_ms = latency.as_millis() as u64,
+            error = %error,
+            "model call failed"
+        );
+    }
+
+    async fn prepare(&self, request: SendRequest) -> Result<Preparation, ChatError> {
+        let inner = &self.inner;
+        let policy = &inner.policy;
+        validate_text(&request.message, "message", policy.max_message_chars, true)?;
+        if let Some(prompt) = &request.system_prompt {
+            validate_text(
+                prompt,
+                "system_prompt",
+                policy.max_system_prompt_chars,
+                false,
+            )?;
+        }
+
+        if let Some(uid) = request.message_uid {
+            if let Some(reply) = inner.stored_exchange(&request.user, uid).await? {
+                return Ok(Preparation::Replay(Box::new(reply)));
+            }
+        }
+
+        let rate_key = request
+            .rate_key
+            .clone()
+            .unwrap_or_else(|| request.user.as_str().to_owned());
+        // The budget check spends nothing, so a refusal there leaves the request count
+        // untouched; the request check comes last.
+        if let Some(budget) = &inner.token_budget {
+            let decision = budget.check(&rate_key, 0).await?;
+            if !decision.allowed {
+                return Err(ChatError::BudgetExhausted(decision));
+            }
+        }
+        let mut rate_limit = None;
+        if let Some(limiter) = &inner.request_limiter {
+            let decision = limiter.check(&rate_key, 1).await?;
+            if !decision.allowed {
+                return Err(ChatError::RateLimited(decision));
+            }
+            rate_limit = Some(decision);
+        }
+
+        let (target, history, stored_prompt) = match request.chat_id {
+            Some(chat_id) => {
+                let conversation = inner.store.get_conversation(&request.user, chat_id).await?;
+                let history = inner
+                    .store
+                    .recent_messages(&request.user, chat_id, policy.context_messages)
+                    .await?;
+                (
+                    AppendTarget::Existing(chat_id),
+                    history,
+                    conversation.system_prompt,
+                )
+            }
+            None => {
+                let mut new = NewConversation::new(title_of(&request.message, policy.title_chars));
+                new.system_prompt = request.system_prompt.clone();
+                (AppendTarget::CreateIfMissing(new), Vec::new(), None)
+            }
+        };
+
+        let messages = build_context(
+            &history,
+            &request.message,
+            policy.context_messages as usize,
+            policy.context_tokens,
+            inner.estimator.as_ref(),
+        );
+        let inference = match &request.inference {
+            Some(over) => policy.inference.overridden_by(over),
+            None => policy.inference.clone(),
+        };
+        let model_request = ModelRequest {
+            system: request
+                .system_prompt
+                .clone()
+                .or(stored_prompt)
+                .or_else(|| policy.system_prompt.clone()),
+            messages,
+            inference,
+            guardrail: policy.guardrail.clone(),
+            output_schema: None,
+        };
+        Ok(Preparation::Call(Box::new(Prepared {
+            user: request.user,
+            rate_key,
+            target,
+            message_uid: request.message_uid.unwrap_or_default(),
+            question: request.message,
+            metadata: request.metadata,
+            request: model_request,
+            rate_limit,
+        })))
+    }
+}
+
+impl Inner {
+    /// The exchange stored under `uid`, if any.
+    async fn stored_exchange(
+        &self,
+        user: &UserId,
+        uid: MessageId,
+    ) -> Result<Option<ChatReply>, ChatError> {
+        let question = match self.store.get_message(user, uid).await {
+            Ok(message) => message,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if question.role != Role::User {
+            return Err(
+                InvalidInput::new("message_uid", "names a reply, not a user message").into(),
+            );
+        }
+        match self.store.get_message(user, uid.reply_id()).await {
+            Ok(answer) => Ok(Some(ChatReply::from_messages(question, answer, true))),
+            Err(StoreError::NotFound { .. }) => Err(StoreError::Conflict {
+                message: format!("message_uid {uid} is used by a message whose reply was deleted"),
+            }
+            .into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores the exchange and charges its tokens.
+    async fn finish(
+        &self,
+        prepared: Prepared,
+        text: String,
+        usage: Usage,
+        stop_reason: StopReason,
+        latency: Duration,
+    ) -> Result<ChatReply, ChatError> {
+        let model_id = self.model.model_id().to_owned();
+        let uid = prepared.message_uid;
+        let new_conversation = matches!(prepared.target, AppendTarget::CreateIfMissing(_));
+        let mut reply_metadata = Metadata::new();
+        reply_metadata.insert("stop_reason".into(), stop_reason.as_str().into());
+        reply_metadata.insert("latency_ms".into(), (latency.as_millis() as u64).into());
+        let question = NewMessage::user(prepared.question)
+            .with_id(uid)
+            .with_metadata(prepared.metadata);
+        let answer = NewMessage::assistant(text)
+            .with_id(uid.reply_id())
+            .replying_to(uid)
+            .with_model(model_id.clone())
+            .with_usage(usage)
+            .with_metadata(reply_metadata);
+        let request = AppendRequest {
+            target: prepared.target,
+            messages: vec![question, answer],
+        };
+        let appended = self.store.append(&prepared.user, request).await?;
+        let mut stored = appended.messages.into_iter();
+        let (Some(question), Some(answer)) = (stored.next(), stored.next()) else {
+            return Err(StoreError::Backend {
+                backend: self.store.backend(),
+                source: "append returned fewer messages than it was given".into(),
+            }
+            .into());
+        };
+
+        tracing::info!(
+            target: AUDIT_TARGET,
+            user = %prepared.user,
+            chat_id = %question.chat_id,
+            message_uid = %uid,
+            model = %model_id,
+            input_tokens = usage.input_tokens,
+            output_tokens = usage.output_tokens,
+            latency_ms = latency.as_millis() as u64,
+            stop_reason = stop_reason.as_str(),
+            replayed = appended.already_stored,
+            "model call"
+        );
+
+        if !appended.already_stored {
+            if let Some(budget) = &self.token_budget {
+                // The reply is stored; failing the send now would only make the client
+                // retry into a replay. A lost charge is logged instead.
+                if let Err(error) = budget.charge(&prepared.rate_key, usage.total_tokens).await {
+                    tracing::error!(
+                        key = %prepared.rate_key,
+                        tokens = usage.total_tokens,
+                        error = %error,
+                        "could not charge token usage to the budget"
+                    );
+                }
+            }
+        }
+
+        let mut reply = ChatReply::from_messages(question, answer, appended.already_stored);
+        reply.new_conversation = new_conversation && !appended.already_stored;
+        reply.rate_limit = prepared.rate_limit;
+        Ok(reply)
+    }
+}
+
+fn validate_text(
+    text: &str,
+    field: &str,
+    max_chars: usize,
+    required: bool,
+) -> Result<(), InvalidInput> {
+    if required && text.trim().is_empty() {
+        return Err(InvalidInput::new(field, "must not be empty"));
+    }
+    // Counting stops as soon as the limit is passed.
+    if text.chars().nth(max_chars).is_some() {
+        return Err(InvalidInput::new(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The title of a conversation that starts with `message`: its first line, shortened.
+fn title_of(message: &str, max_chars: usize) -> String {
+    let line = message.trim().lines().next().unwrap_or_default().trim();
+    let mut title: String = line.chars().take(max_chars).collect();
+    if line.chars().nth(max_chars).is_some() {
+        title.push('…');
+    }
+    title
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,221 @@
+//! Streamed sends: the generation task and the [`ChatStream`] a caller reads.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+
+use super::{ChatReply, Inner, Prepared};
+use crate::error::{ChatError, ModelError};
+use crate::ids::{ChatId, MessageId};
+use crate::limiter::Decision;
+use crate::model::{ModelEvent, ModelStream};
+use crate::types::Usage;
+
+/// One event of a streamed send: `Started`, any number of `Delta`s, then `Completed` or
+/// `Failed`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StreamEvent {
+    /// The ids of the exchange, before any text.
+    Started {
+        /// The conversation (new or continued).
+        chat_id: ChatId,
+        /// The user message's id.
+        message_uid: MessageId,
+        /// The reply's id.
+        response_session_id: MessageId,
+        /// The model answering.
+        model: String,
+        /// The request limiter's decision, if one was consulted.
+        rate_limit: Option<Decision>,
+    },
+    /// The next piece of the reply.
+    Delta(String),
+    /// The reply is complete and stored.
+    Completed(Box<ChatReply>),
+    /// The reply failed; nothing was stored, and a retry with the same `message_uid` may
+    /// be made.
+    Failed(ChatError),
+}
+
+/// The events of a streamed send. Dropping it does not stop the reply from being
+/// generated and stored.
+#[derive(Debug)]
+pub struct ChatStream {
+    events: mpsc::UnboundedReceiver<StreamEvent>,
+}
+
+impl ChatStream {
+    /// A stream over an exchange stored earlier: its ids, its whole text, done.
+    pub(super) fn replay(reply: ChatReply) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let events = [
+            started(
+                &reply.chat_id,
+                &reply.message_uid,
+                &reply.model,
+                reply.rate_limit,
+            ),
+            StreamEvent::Delta(reply.answer.content.clone()),
+            StreamEvent::Completed(Box::new(reply)),
+        ];
+        for event in events {
+            // The receiver is held right here; the send cannot fail.
+            let _ = tx.send(event);
+        }
+        Self { events: rx }
+    }
+
+    /// Reads the stream to its end: the stored reply, or the error that ended it.
+    ///
+    /// # Errors
+    /// The [`ChatError`] of a [`StreamEvent::Failed`].
+    pub async fn collect_reply(mut self) -> Result<ChatReply, ChatError> {
+        while let Some(event) = self.next().await {
+            match event {
+                StreamEvent::Completed(reply) => return Ok(*reply),
+                StreamEvent::Failed(error) => return Err(error),
+                StreamEvent::Started { .. } | StreamEvent::Delta(_) => {}
+            }
+        }
+        Err(ModelError::ModelFailure {
+            message: "the generation task ended without a result".into(),
+        }
+        .into())
+    }
+}
+
+impl Stream for ChatStream {
+    type Item = StreamEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
+        self.events.poll_recv(cx)
+    }
+}
+
+fn started(
+    chat_id: &ChatId,
+    message_uid: &MessageId,
+    model: &str,
+    rate_limit: Option<Decision>,
+) -> StreamEvent {
+    StreamEvent::Started {
+        chat_id: *chat_id,
+        message_uid: *message_uid,
+        response_session_id: message_uid.reply_id(),
+        model: model.to_owned(),
+        rate_limit,
+    }
+}
+
+/// Spawns the task that reads the model's stream, forwards it, and stores the reply.
+pub(super) fn spawn_generation(
+    inner: Arc<Inner>,
+    prepared: Prepared,
+    model_stream: ModelStream,
+    started_at: Instant,
+) -> ChatStream {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let _ = tx.send(started(
+        &prepared.target.chat_id(),
+        &prepared.message_uid,
+        inner.model.model_id(),
+        prepared.rate_limit,
+    ));
+    let tasks = inner.tasks.clone();
+    tasks.spawn(async move {
+        let outcome = generate(&inner, prepared, model_stream, started_at, &tx).await;
+        // A closed channel means the caller went away; the reply is stored regardless.
+        let _ = tx.send(match outcome {
+            Ok(reply) => StreamEvent::Completed(Box::new(reply)),
+            Err(error) => StreamEvent::Failed(error),
+        });
+    });
+    ChatStream { events: rx }
+}
+
+async fn generate(
+    inner: &Inner,
+    prepared: Prepared,
+    mut model_stream: ModelStream,
+    started_at: Instant,
+    tx: &mpsc::UnboundedSender<StreamEvent>,
+) -> Result<ChatReply, ChatError> {
+    let idle = inner.policy.stream_idle_timeout;
+    let mut text = String::new();
+    let mut stop_reason = None;
+    let mut usage = None;
+    let result: Result<(), ModelError> = async {
+        loop {
+            let next = tokio::time::timeout(idle, model_stream.next())
+                .await
+                .map_err(|_| ModelError::Timeout {
+                    message: format!("the model sent nothing for {}s", idle.as_secs()),
+                })?;
+            match next {
+                None => return Ok(()),
+                Some(Err(error)) => return Err(error),
+                Some(Ok(ModelEvent::TextDelta(delta))) => {
+                    text.push_str(&delta);
+                    let _ = tx.send(StreamEvent::Delta(delta));
+                }
+                Some(Ok(ModelEvent::Stop(reason))) => stop_reason = Some(reason),
+                Some(Ok(ModelEvent::Usage(u))) => usage = Some(u),
+            }
+        }
+    }
+    .await;
+
+    let stop_reason = match (result, stop_reason) {
+        (Ok(()), Some(reason)) => reason,
+        (Err(error), _) => return Err(failed(inner, &prepared, &text, started_at, error)),
+        (Ok(()), None) => {
+            let error = ModelError::ModelFailure {
+                message: "the reply stream ended before the model finished".into(),
+            };
+            return Err(failed(inner, &prepared, &text, started_at, error));
+        }
+    };
+    let usage = usage.unwrap_or_else(|| estimated_usage(inner, &prepared, &text));
+    inner
+        .finish(prepared, text, usage, stop_reason, started_at.elapsed())
+        .await
+}
+
+/// Logs a failed generation; the partial text is dropped, never stored.
+fn failed(
+    inner: &Inner,
+    prepared: &Prepared,
+    partial: &str,
+    started_at: Instant,
+    error: ModelError,
+) -> ChatError {
+    let error = ChatError::from(error);
+    tracing::warn!(
+        target: super::AUDIT_TARGET,
+        user = %prepared.user,
+        chat_id = %prepared.target.chat_id(),
+        message_uid = %prepared.message_uid,
+        model = inner.model.model_id(),
+        partial_chars = partial.chars().count(),
+        latency_ms = started_at.elapsed().as_millis() as u64,
+        error = %error,
+        "streamed model call failed; nothing stored"
+    );
+    error
+}
+
+/// Usage for a model that streamed no usage figures: estimated, so budgets still count.
+fn estimated_usage(inner: &Inner, prepared: &Prepared, reply: &str) -> Usage {
+    let input = prepared
+        .request
+        .messages
+        .iter()
+        .map(|m| inner.estimator.estimate(&m.content))
+        .sum();
+    Usage::new(input, inner.estimator.estimate(reply))
+}

@@ -1,0 +1,253 @@
+//! The domain: conversations, messages, token usage.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ChatId, MessageId, UserId};
+
+/// A point in time, UTC, with microsecond precision (what every backend can hold).
+pub type Timestamp = DateTime<Utc>;
+
+/// Free-form JSON attached to a conversation or message (a JSON object).
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// Who wrote a message. Bedrock's Converse API knows these two; the system prompt is kept
+/// on the conversation, not as a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The person chatting.
+    User,
+    /// The model.
+    Assistant,
+}
+
+impl Role {
+    /// `"user"` or `"assistant"`, as stored and as Bedrock names them.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Assistant => "assistant",
+        }
+    }
+
+    /// The inverse of [`as_str`](Self::as_str).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(Self::User),
+            "assistant" => Some(Self::Assistant),
+            _ => None,
+        }
+    }
+}
+
+/// Tokens a model call used, as the model reported them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens read (prompt, history, system prompt).
+    pub input_tokens: u64,
+    /// Tokens written (the reply).
+    pub output_tokens: u64,
+    /// What the model counted in all; usually the sum of the two.
+    pub total_tokens: u64,
+}
+
+impl Usage {
+    /// Usage with `total_tokens` the sum of the two.
+    pub fn new(input_tokens: u64, output_tokens: u64) -> Self {
+        Self {
+            input_tokens,
+            output_tokens,
+            total_tokens: input_tokens.saturating_add(output_tokens),
+        }
+    }
+}
+
+/// A conversation: a titled, ordered list of messages owned by one user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Its id (`chat_id`).
+    pub id: ChatId,
+    /// The owner. Nobody else can see it.
+    pub user_id: UserId,
+    /// A title, by default the start of the first message.
+    pub title: String,
+    /// The system prompt (persona) used for every turn, unless a send overrides it.
+    pub system_prompt: Option<String>,
+    /// Free-form JSON.
+    pub metadata: Metadata,
+    /// How many messages it holds now.
+    pub message_count: u64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it or its messages last changed.
+    pub updated_at: Timestamp,
+}
+
+/// What to create a conversation with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewConversation {
+    /// Its id; [`NewConversation::new`] makes a fresh one.
+    pub id: ChatId,
+    /// The title.
+    pub title: String,
+    /// The system prompt (persona).
+    pub system_prompt: Option<String>,
+    /// Free-form JSON.
+    pub metadata: Metadata,
+}
+
+impl NewConversation {
+    /// A conversation with a fresh id and this title.
+    pub fn new(title: impl Into<String>) -> Self {
+        Self {
+            id: ChatId::new(),
+            title: title.into(),
+            system_prompt: None,
+            metadata: Metadata::new(),
+        }
+    }
+
+    /// Sets the system prompt.
+    pub fn with_system_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.system_prompt = Some(prompt.into());
+        self
+    }
+
+    /// Sets the metadata.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+/// Changes to a conversation; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConversationUpdate {
+    /// A new title.
+    pub title: Option<String>,
+    /// A new system prompt; `Some(None)` removes it.
+    pub system_prompt: Option<Option<String>>,
+    /// New metadata, replacing the old.
+    pub metadata: Option<Metadata>,
+}
+
+/// A stored message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Its id (`message_uid`, or `response_session_id` for a reply).
+    pub id: MessageId,
+    /// The conversation it belongs to.
+    pub chat_id: ChatId,
+    /// Its place in the conversation, assigned by the store: 1, 2, 3, ... in append order.
+    pub seq: u64,
+    /// Who wrote it.
+    pub role: Role,
+    /// The text, byte for byte as written.
+    pub content: String,
+    /// For a reply: the user message it answers.
+    pub reply_to: Option<MessageId>,
+    /// For a reply: the model that wrote it.
+    pub model: Option<String>,
+    /// For a reply: the tokens it cost.
+    pub usage: Option<Usage>,
+    /// Free-form JSON.
+    pub metadata: Metadata,
+    /// When it was stored.
+    pub created_at: Timestamp,
+    /// When it was last edited (equal to `created_at` until then).
+    pub updated_at: Timestamp,
+}
+
+/// A message to append.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewMessage {
+    /// Its id: the idempotency key of the append.
+    pub id: MessageId,
+    /// Who wrote it.
+    pub role: Role,
+    /// The text.
+    pub content: String,
+    /// For a reply: the user message it answers.
+    pub reply_to: Option<MessageId>,
+    /// For a reply: the model that wrote it.
+    pub model: Option<String>,
+    /// For a reply: the tokens it cost.
+    pub usage: Option<Usage>,
+    /// Free-form JSON.
+    pub metadata: Metadata,
+}
+
+impl NewMessage {
+    /// A user message with a fresh id.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::with_role(Role::User, content)
+    }
+
+    /// An assistant message with a fresh id.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::with_role(Role::Assistant, content)
+    }
+
+    fn with_role(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            id: MessageId::new(),
+            role,
+            content: content.into(),
+            reply_to: None,
+            model: None,
+            usage: None,
+            metadata: Metadata::new(),
+        }
+    }
+
+    /// Sets the id.
+    pub fn with_id(mut self, id: MessageId) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Marks it as the reply to `to`.
+    pub fn replying_to(mut self, to: MessageId) -> Self {
+        self.reply_to = Some(to);
+        self
+    }
+
+    /// Sets the usage.
+    pub fn with_usage(mut self, usage: Usage) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
+    /// Sets the model id.
+    pub fn with_model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// Sets the metadata.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+/// Changes to a message; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MessageUpdate {
+    /// New text.
+    pub content: Option<String>,
+    /// New metadata, replacing the old.
+    pub metadata: Option<Metadata>,
+}
+
+/// A user's totals across all their conversations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    /// Conversations the user has.
+    pub conversations: u64,
+    /// Messages in them.
+    pub messages: u64,
+    /// Token usage summed over the replies.
+    pub usage: Usage,
+}
