@@ -45,37 +45,49 @@ impl TokenEstimator for CharRatioEstimator {
     }
 }
 
+/// The turns to send to the model, and their estimated size.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ContextWindow {
+    /// Starts with a user turn, roles alternate, ends with the new message.
+    pub messages: Vec<ModelMessage>,
+    /// The estimated tokens of the history kept and the new message.
+    pub estimated_tokens: u64,
+}
+
 /// Builds the turns to send: as many of the newest `history` messages as fit in
 /// `max_messages` and `max_tokens` (the new message always goes), then `new_message`.
 ///
 /// The result is always valid for Bedrock's Converse API: it starts with a user turn,
 /// roles alternate, no turn is empty. Stored history can break that (a deleted reply, an
 /// edited message); consecutive turns of one role are then joined, and a leading assistant
-/// turn is dropped.
+/// turn is dropped. History is taken by value so its text moves into the turns.
 pub fn build_context(
-    history: &[Message],
+    history: Vec<Message>,
     new_message: &str,
     max_messages: usize,
     max_tokens: u64,
     estimator: &dyn TokenEstimator,
-) -> Vec<ModelMessage> {
-    let mut budget = max_tokens.saturating_sub(estimator.estimate(new_message));
-    let mut kept: Vec<&Message> = Vec::new();
+) -> ContextWindow {
+    let new_cost = estimator.estimate(new_message);
+    let mut budget = max_tokens.saturating_sub(new_cost);
+    let mut kept = 0;
     for message in history.iter().rev().take(max_messages) {
         let cost = estimator.estimate(&message.content);
         if cost > budget {
             break;
         }
         budget -= cost;
-        kept.push(message);
+        kept += 1;
     }
-    kept.reverse();
+    let estimated_tokens = max_tokens.saturating_sub(budget).max(new_cost);
+    let skip = history.len() - kept;
 
-    let mut turns: Vec<ModelMessage> = Vec::with_capacity(kept.len() + 1);
-    let newest = std::iter::once((Role::User, new_message));
-    for (role, content) in kept
-        .iter()
-        .map(|m| (m.role, m.content.as_str()))
+    let mut turns: Vec<ModelMessage> = Vec::with_capacity(kept + 1);
+    let newest = std::iter::once((Role::User, new_message.to_owned()));
+    for (role, content) in history
+        .into_iter()
+        .skip(skip)
+        .map(|m| (m.role, m.content))
         .chain(newest)
     {
         if content.trim().is_empty() {
@@ -85,15 +97,15 @@ pub fn build_context(
             None if role == Role::Assistant => continue,
             Some(last) if last.role == role => {
                 last.content.push_str("\n\n");
-                last.content.push_str(content);
+                last.content.push_str(&content);
             }
-            _ => turns.push(ModelMessage {
-                role,
-                content: content.to_owned(),
-            }),
+            _ => turns.push(ModelMessage { role, content }),
         }
     }
-    turns
+    ContextWindow {
+        messages: turns,
+        estimated_tokens,
+    }
 }
 
 #[cfg(test)]
@@ -135,7 +147,8 @@ mod tests {
                 msg(i, role, &format!("m{i}"))
             })
             .collect();
-        let turns = build_context(&history, "new", 4, 10_000, &CharRatioEstimator::default());
+        let turns =
+            build_context(history, "new", 4, 10_000, &CharRatioEstimator::default()).messages;
         let texts: Vec<_> = turns.iter().map(|t| t.content.as_str()).collect();
         assert_eq!(texts, ["m3", "m4", "m5", "m6", "new"]);
         assert_eq!(turns.first().map(|t| t.role), Some(Role::User));
@@ -148,7 +161,8 @@ mod tests {
             msg(3, Role::User, "q1"),
             msg(5, Role::User, "q2 (its reply was deleted)"),
         ];
-        let turns = build_context(&history, "q3", 10, 10_000, &CharRatioEstimator::default());
+        let turns =
+            build_context(history, "q3", 10, 10_000, &CharRatioEstimator::default()).messages;
         assert_eq!(roles(&turns), [Role::User]);
         assert_eq!(turns[0].content, "q1\n\nq2 (its reply was deleted)\n\nq3");
     }
@@ -162,16 +176,23 @@ mod tests {
             msg(3, Role::User, "short"),
             msg(4, Role::Assistant, "short"),
         ];
-        let turns = build_context(&history, &"n".repeat(40), 10, 40, &est);
-        assert_eq!(roles(&turns), [Role::User, Role::Assistant, Role::User]);
-        let tiny = build_context(&history, &"n".repeat(4000), 10, 5, &est);
-        assert_eq!(tiny.len(), 1);
+        let window = build_context(history.clone(), &"n".repeat(40), 10, 40, &est);
+        assert_eq!(
+            roles(&window.messages),
+            [Role::User, Role::Assistant, Role::User]
+        );
+        // 14 for the new message, 6 for each short one kept.
+        assert_eq!(window.estimated_tokens, 26);
+        let tiny = build_context(history, &"n".repeat(4000), 10, 5, &est);
+        assert_eq!(tiny.messages.len(), 1);
+        assert_eq!(tiny.estimated_tokens, 1004);
     }
 
     #[test]
     fn empty_turns_are_skipped() {
         let history = vec![msg(1, Role::User, "hi"), msg(2, Role::Assistant, "  ")];
-        let turns = build_context(&history, "again", 10, 1000, &CharRatioEstimator::default());
+        let turns =
+            build_context(history, "again", 10, 1000, &CharRatioEstimator::default()).messages;
         assert_eq!(turns, vec![ModelMessage::user("hi\n\nagain")]);
     }
 }

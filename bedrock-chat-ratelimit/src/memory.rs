@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use bedrock_chat_core::limiter::validate_key;
 use bedrock_chat_core::{Clock, Decision, Quota, RateLimitError, RateLimiter, SystemClock};
-use hashbrown::HashMap;
+use hashbrown::HashTable;
 
 const BACKEND: &str = "memory";
 /// Shards spread keys over separate locks so that concurrent checks of different keys
@@ -50,14 +50,17 @@ struct Inner {
 
 #[derive(Debug, Default)]
 struct Shard {
-    counts: HashMap<Box<str>, Count>,
+    /// Counts by key, hashed once per check (the same hash picks the shard).
+    counts: HashTable<Count>,
     /// The newest window this shard has seen; counts of older windows are swept when it
     /// moves on.
     window: i64,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Count {
+    key: Box<str>,
+    hash: u64,
     window: i64,
     used: u64,
 }
@@ -117,33 +120,35 @@ impl InMemoryRateLimiter {
         let inner = &*self.inner;
         let now = inner.clock.now_millis();
         let window = inner.quota.window_index(now);
-        let shard_index = (inner.hasher.hash_one(key) as usize) % SHARDS;
+        let hash = inner.hasher.hash_one(key);
+        // The table's buckets use the hash's low bits and its tags the top seven; the
+        // shard takes bits from the middle so that neither loses entropy.
+        let shard_index = ((hash >> 32) as usize) % SHARDS;
         let mut shard = lock(&inner.shards[shard_index]);
         if window > shard.window {
-            shard.counts.retain(|_, count| count.window >= window);
+            shard.counts.retain(|count| count.window >= window);
             shard.window = window;
         }
-        let used = match shard.counts.get(key) {
+        let found = shard.counts.find_mut(hash, |count| &*count.key == key);
+        let used = match &found {
             Some(count) if count.window == window => count.used,
             _ => 0,
         };
         let (decision, used_after) = rule(&inner.quota, used, now);
         if used_after != used {
-            match shard.counts.get_mut(key) {
+            match found {
                 Some(count) => {
-                    *count = Count {
-                        window,
-                        used: used_after,
-                    }
+                    count.window = window;
+                    count.used = used_after;
                 }
                 None => {
-                    shard.counts.insert(
-                        key.into(),
-                        Count {
-                            window,
-                            used: used_after,
-                        },
-                    );
+                    let count = Count {
+                        key: key.into(),
+                        hash,
+                        window,
+                        used: used_after,
+                    };
+                    shard.counts.insert_unique(hash, count, |c| c.hash);
                 }
             }
         }

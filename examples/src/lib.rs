@@ -1,1 +1,1 @@
-//! placeholder
+//! Shared application code for the example programs (configuration, backend selection).

@@ -217,13 +217,14 @@ struct Prepared {
     message_uid: MessageId,
     question: String,
     metadata: Metadata,
-    request: ModelRequest,
+    /// The context's estimated input tokens, charged when a model reports no usage.
+    estimated_input_tokens: u64,
     rate_limit: Option<Decision>,
 }
 
 enum Preparation {
     Replay(Box<ChatReply>),
-    Call(Box<Prepared>),
+    Call(Box<Prepared>, ModelRequest),
 }
 
 impl ChatService {
@@ -269,12 +270,12 @@ impl ChatService {
     /// [`ChatError::BudgetExhausted`] when over a limit; [`ChatError::Model`] when the
     /// model fails (nothing is stored then).
     pub async fn send(&self, request: SendRequest) -> Result<ChatReply, ChatError> {
-        let prepared = match self.prepare(request).await? {
+        let (prepared, model_request) = match self.prepare(request).await? {
             Preparation::Replay(reply) => return Ok(*reply),
-            Preparation::Call(prepared) => prepared,
+            Preparation::Call(prepared, model_request) => (prepared, model_request),
         };
         let started = Instant::now();
-        let response = match self.inner.model.converse(prepared.request.clone()).await {
+        let response = match self.inner.model.converse(model_request).await {
             Ok(response) => response,
             Err(error) => {
                 let error = ChatError::from(error);
@@ -304,17 +305,12 @@ impl ChatService {
     /// # Errors
     /// As [`send`](Self::send), for what fails before the first event.
     pub async fn send_stream(&self, request: SendRequest) -> Result<ChatStream, ChatError> {
-        let prepared = match self.prepare(request).await? {
+        let (prepared, model_request) = match self.prepare(request).await? {
             Preparation::Replay(reply) => return Ok(ChatStream::replay(*reply)),
-            Preparation::Call(prepared) => prepared,
+            Preparation::Call(prepared, model_request) => (prepared, model_request),
         };
         let started = Instant::now();
-        let model_stream = match self
-            .inner
-            .model
-            .converse_stream(prepared.request.clone())
-            .await
-        {
+        let model_stream = match self.inner.model.converse_stream(model_request).await {
             Ok(stream) => stream,
             Err(error) => {
                 let error = ChatError::from(error);
@@ -416,8 +412,8 @@ impl ChatService {
             }
         };
 
-        let messages = build_context(
-            &history,
+        let context = build_context(
+            history,
             &request.message,
             policy.context_messages as usize,
             policy.context_tokens,
@@ -433,21 +429,22 @@ impl ChatService {
                 .clone()
                 .or(stored_prompt)
                 .or_else(|| policy.system_prompt.clone()),
-            messages,
+            messages: context.messages,
             inference,
             guardrail: policy.guardrail.clone(),
             output_schema: None,
         };
-        Ok(Preparation::Call(Box::new(Prepared {
+        let prepared = Prepared {
             user: request.user,
             rate_key,
             target,
             message_uid: request.message_uid.unwrap_or_default(),
             question: request.message,
             metadata: request.metadata,
-            request: model_request,
+            estimated_input_tokens: context.estimated_tokens,
             rate_limit,
-        })))
+        };
+        Ok(Preparation::Call(Box::new(prepared), model_request))
     }
 }
 

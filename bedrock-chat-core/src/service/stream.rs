@@ -211,11 +211,8 @@ fn failed(
 
 /// Usage for a model that streamed no usage figures: estimated, so budgets still count.
 fn estimated_usage(inner: &Inner, prepared: &Prepared, reply: &str) -> Usage {
-    let input = prepared
-        .request
-        .messages
-        .iter()
-        .map(|m| inner.estimator.estimate(&m.content))
-        .sum();
-    Usage::new(input, inner.estimator.estimate(reply))
+    Usage::new(
+        prepared.estimated_input_tokens,
+        inner.estimator.estimate(reply),
+    )
 }
