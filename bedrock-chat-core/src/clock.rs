@@ -2,8 +2,8 @@
 //! ever sleeps through a real rate-limit window.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -22,6 +22,11 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 }
 
 /// The operating system's wall clock.
+///
+/// [`now_millis`](Clock::now_millis), which rate limiters call on every check, reads the
+/// CPU's time-stamp counter (through `quanta`) anchored to the wall clock and re-anchored
+/// every second, so it follows NTP adjustments within a second while costing a fraction
+/// of a system clock read.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
@@ -31,7 +36,62 @@ impl Clock for SystemClock {
     }
 
     fn now_millis(&self) -> i64 {
-        Utc::now().timestamp_millis()
+        FastWallClock::global().now_millis()
+    }
+}
+
+/// Wall time from a monotonic counter: `counter + offset`, the offset taken from the
+/// system clock at most a second ago. One atomic holds the offset, so a reader never mixes
+/// an old anchor with a new one.
+struct FastWallClock {
+    counter: quanta::Clock,
+    start_raw: u64,
+    offset_ns: AtomicI64,
+    next_anchor_ns: AtomicU64,
+}
+
+const ANCHOR_EVERY_NS: u64 = 1_000_000_000;
+
+impl FastWallClock {
+    fn global() -> &'static FastWallClock {
+        static GLOBAL: OnceLock<FastWallClock> = OnceLock::new();
+        GLOBAL.get_or_init(|| {
+            let counter = quanta::Clock::new();
+            let start_raw = counter.raw();
+            let clock = FastWallClock {
+                counter,
+                start_raw,
+                offset_ns: AtomicI64::new(0),
+                next_anchor_ns: AtomicU64::new(0),
+            };
+            clock.anchor(0);
+            clock
+        })
+    }
+
+    fn elapsed_ns(&self) -> u64 {
+        self.counter
+            .delta_as_nanos(self.start_raw, self.counter.raw())
+    }
+
+    fn anchor(&self, elapsed_ns: u64) {
+        let wall_ns = Utc::now()
+            .timestamp_nanos_opt()
+            .unwrap_or_else(|| Utc::now().timestamp_millis().saturating_mul(1_000_000));
+        let elapsed = i64::try_from(elapsed_ns).unwrap_or(i64::MAX);
+        self.offset_ns.store(wall_ns - elapsed, Ordering::Relaxed);
+        self.next_anchor_ns
+            .store(elapsed_ns + ANCHOR_EVERY_NS, Ordering::Relaxed);
+    }
+
+    fn now_millis(&self) -> i64 {
+        let mut elapsed = self.elapsed_ns();
+        if elapsed >= self.next_anchor_ns.load(Ordering::Relaxed) {
+            self.anchor(elapsed);
+            elapsed = self.elapsed_ns();
+        }
+        let elapsed = i64::try_from(elapsed).unwrap_or(i64::MAX);
+        (elapsed + self.offset_ns.load(Ordering::Relaxed)).div_euclid(1_000_000)
     }
 }
 
@@ -93,5 +153,25 @@ impl Clock for ManualClock {
 
     fn now_millis(&self) -> i64 {
         self.micros.load(Ordering::SeqCst).div_euclid(1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_wall_clock_agrees_with_the_system_clock() {
+        for _ in 0..3 {
+            let before = Utc::now().timestamp_millis();
+            let fast = SystemClock.now_millis();
+            let after = Utc::now().timestamp_millis();
+            // The anchor is at most a second old; the counter drifts by parts per million.
+            assert!(
+                fast >= before - 5 && fast <= after + 5,
+                "{before} <= {fast} <= {after}"
+            );
+            std::thread::sleep(Duration::from_millis(600));
+        }
     }
 }

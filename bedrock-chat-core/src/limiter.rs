@@ -88,15 +88,15 @@ impl Quota {
         self.window_ms
     }
 
-    /// The number of the window that `now_ms` (milliseconds since the epoch) falls in.
-    pub fn window_index(&self, now_ms: i64) -> i64 {
-        now_ms.div_euclid(self.window_ms_i64())
-    }
-
-    /// Milliseconds from `now_ms` to the end of its window (1 to the window's length).
-    pub fn millis_to_reset(&self, now_ms: i64) -> u64 {
-        let into = now_ms.rem_euclid(self.window_ms_i64());
-        self.window_ms - into.unsigned_abs()
+    /// The window that `now_ms` (milliseconds since the epoch) falls in.
+    pub fn window_at(&self, now_ms: i64) -> Window {
+        let length = self.window_ms_i64();
+        let index = now_ms.div_euclid(length);
+        let into = now_ms - index * length;
+        Window {
+            index,
+            millis_to_reset: self.window_ms - into.unsigned_abs(),
+        }
     }
 
     fn window_ms_i64(&self) -> i64 {
@@ -124,15 +124,15 @@ impl Quota {
     /// A check is allowed when something is left (`used < limit`) and the cost fits
     /// (`used + cost <= limit`); so a zero-cost check asks "is anything left?" without
     /// spending. Returns the decision and the units spent after it.
-    pub fn decide(&self, used: u64, cost: u64, now_ms: i64) -> (Decision, u64) {
+    pub fn decide(&self, used: u64, cost: u64, window: Window) -> (Decision, u64) {
         let allowed = used < self.limit && cost <= self.limit - used;
         let used_after = if allowed { used + cost } else { used };
-        (self.decision(allowed, used_after, now_ms), used_after)
+        (self.decision(allowed, used_after, window), used_after)
     }
 
-    /// The decision to report when `used_after` units are spent in the window of `now_ms`.
-    pub fn decision(&self, allowed: bool, used_after: u64, now_ms: i64) -> Decision {
-        let reset_after = Duration::from_millis(self.millis_to_reset(now_ms));
+    /// The decision to report when `used_after` units are spent in `window`.
+    pub fn decision(&self, allowed: bool, used_after: u64, window: Window) -> Decision {
+        let reset_after = Duration::from_millis(window.millis_to_reset);
         Decision {
             allowed,
             limit: self.limit,
@@ -142,6 +142,15 @@ impl Quota {
             retry_after: (!allowed).then_some(reset_after),
         }
     }
+}
+
+/// A fixed window: which one, and how long until it ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// The window's number: milliseconds since the epoch divided by the window's length.
+    pub index: i64,
+    /// Milliseconds until the window ends (1 to the window's length).
+    pub millis_to_reset: u64,
 }
 
 /// Checks a rate-limit key: non-empty and at most [`MAX_KEY_LEN`] bytes.
@@ -238,6 +247,14 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// # Errors
     /// [`RateLimitError::Unavailable`] when the backend does not answer.
     async fn charge(&self, key: &str, cost: u64) -> Result<Decision, RateLimitError>;
+
+    /// Gives back up to `cost` units spent in `key`'s current window (the count never
+    /// goes below zero): for units counted for a request that then did not go ahead, such
+    /// as one refused by another layer of a layered limit.
+    ///
+    /// # Errors
+    /// [`RateLimitError::Unavailable`] when the backend does not answer.
+    async fn refund(&self, key: &str, cost: u64) -> Result<(), RateLimitError>;
 }
 
 #[cfg(test)]
@@ -247,19 +264,38 @@ mod tests {
     #[test]
     fn windows_are_aligned_to_the_epoch() {
         let q = Quota::per_minute(10).unwrap();
-        assert_eq!(q.window_index(59_999), 0);
-        assert_eq!(q.window_index(60_000), 1);
-        assert_eq!(q.millis_to_reset(60_000), 60_000);
-        assert_eq!(q.millis_to_reset(119_999), 1);
+        assert_eq!(
+            q.window_at(59_999),
+            Window {
+                index: 0,
+                millis_to_reset: 1
+            }
+        );
+        assert_eq!(
+            q.window_at(60_000),
+            Window {
+                index: 1,
+                millis_to_reset: 60_000
+            }
+        );
+        assert_eq!(q.window_at(119_999).millis_to_reset, 1);
+        assert_eq!(
+            q.window_at(-1),
+            Window {
+                index: -1,
+                millis_to_reset: 1
+            }
+        );
     }
 
     #[test]
     fn zero_cost_asks_whether_anything_is_left() {
         let q = Quota::per_minute(10).unwrap();
-        assert!(q.decide(9, 0, 0).0.allowed);
-        assert!(!q.decide(10, 0, 0).0.allowed);
-        assert!(!q.decide(12, 0, 0).0.allowed);
-        let (d, used) = q.decide(8, 3, 0);
+        let w = q.window_at(0);
+        assert!(q.decide(9, 0, w).0.allowed);
+        assert!(!q.decide(10, 0, w).0.allowed);
+        assert!(!q.decide(12, 0, w).0.allowed);
+        let (d, used) = q.decide(8, 3, w);
         assert!(!d.allowed);
         assert_eq!(used, 8);
         assert_eq!(d.remaining, 2);
@@ -276,7 +312,7 @@ mod tests {
     #[test]
     fn retry_after_rounds_up() {
         let q = Quota::per_minute(1).unwrap();
-        let d = q.decision(false, 1, 500);
+        let d = q.decision(false, 1, q.window_at(500));
         assert_eq!(d.retry_after, Some(Duration::from_millis(59_500)));
         assert_eq!(d.retry_after_secs(), Some(60));
     }

@@ -1,6 +1,14 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod layered;
 mod memory;
+mod policy;
+#[cfg(feature = "redis")]
+mod redis;
 
+pub use layered::{LayerScope, LayeredRateLimiter};
 pub use memory::InMemoryRateLimiter;
+pub use policy::{FailurePolicy, FailurePolicyLimiter};
+#[cfg(feature = "redis")]
+pub use redis::{RedisLimiterConfig, RedisRateLimiter};

@@ -4,7 +4,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use bedrock_chat_core::limiter::validate_key;
+use bedrock_chat_core::limiter::{validate_key, Window};
 use bedrock_chat_core::{Clock, Decision, Quota, RateLimitError, RateLimiter, SystemClock};
 use hashbrown::HashTable;
 
@@ -92,7 +92,7 @@ impl InMemoryRateLimiter {
     /// [`RateLimitError::InvalidInput`] for an empty or overlong key.
     pub fn check_now(&self, key: &str, cost: u64) -> Result<Decision, RateLimitError> {
         self.inner.quota.check_cost(cost)?;
-        self.update(key, |quota, used, now| quota.decide(used, cost, now))
+        self.update(key, |quota, used, window| quota.decide(used, cost, window))
     }
 
     /// [`charge`](RateLimiter::charge) without the async wrapper.
@@ -100,10 +100,22 @@ impl InMemoryRateLimiter {
     /// # Errors
     /// [`RateLimitError::InvalidInput`] for an empty or overlong key.
     pub fn charge_now(&self, key: &str, cost: u64) -> Result<Decision, RateLimitError> {
-        self.update(key, |quota, used, now| {
+        self.update(key, |quota, used, window| {
             let used = used.saturating_add(cost);
-            (quota.decision(used <= quota.limit(), used, now), used)
+            (quota.decision(used <= quota.limit(), used, window), used)
         })
+    }
+
+    /// [`refund`](RateLimiter::refund) without the async wrapper.
+    ///
+    /// # Errors
+    /// [`RateLimitError::InvalidInput`] for an empty or overlong key.
+    pub fn refund_now(&self, key: &str, cost: u64) -> Result<(), RateLimitError> {
+        self.update(key, |quota, used, window| {
+            let used = used.saturating_sub(cost);
+            (quota.decision(true, used, window), used)
+        })
+        .map(|_| ())
     }
 
     /// How many keys hold a count right now (including swept-on-next-use ones).
@@ -114,12 +126,12 @@ impl InMemoryRateLimiter {
     fn update(
         &self,
         key: &str,
-        rule: impl FnOnce(&Quota, u64, i64) -> (Decision, u64),
+        rule: impl FnOnce(&Quota, u64, Window) -> (Decision, u64),
     ) -> Result<Decision, RateLimitError> {
         validate_key(key)?;
         let inner = &*self.inner;
-        let now = inner.clock.now_millis();
-        let window = inner.quota.window_index(now);
+        let position = inner.quota.window_at(inner.clock.now_millis());
+        let window = position.index;
         let hash = inner.hasher.hash_one(key);
         // The table's buckets use the hash's low bits and its tags the top seven; the
         // shard takes bits from the middle so that neither loses entropy.
@@ -134,7 +146,7 @@ impl InMemoryRateLimiter {
             Some(count) if count.window == window => count.used,
             _ => 0,
         };
-        let (decision, used_after) = rule(&inner.quota, used, now);
+        let (decision, used_after) = rule(&inner.quota, used, position);
         if used_after != used {
             match found {
                 Some(count) => {
@@ -178,6 +190,10 @@ impl RateLimiter for InMemoryRateLimiter {
 
     async fn charge(&self, key: &str, cost: u64) -> Result<Decision, RateLimitError> {
         self.charge_now(key, cost)
+    }
+
+    async fn refund(&self, key: &str, cost: u64) -> Result<(), RateLimitError> {
+        self.refund_now(key, cost)
     }
 }
 

@@ -47,7 +47,7 @@ where
 macro_rules! rate_limiter_conformance {
     ($make:path) => {
         $crate::__conformance_cases!(limiter, $make;
-            exactly_the_limit_of_64_concurrent_checks_pass,
+            exactly_the_limit_of_200_concurrent_checks_pass,
             two_instances_share_one_count,
             the_window_resets_when_the_clock_moves,
             cost_above_one_spends_that_much,
@@ -56,6 +56,7 @@ macro_rules! rate_limiter_conformance {
             keys_are_independent,
             remaining_and_reset_times_are_reported,
             charge_may_overdraw_and_later_checks_are_refused,
+            refund_gives_back_what_was_spent,
             zero_cost_check_spends_nothing,
             bad_keys_are_refused,
         );
@@ -96,18 +97,18 @@ async fn concurrent_checks(limiters: &[Arc<dyn RateLimiter>], key: &str, n: usiz
     remaining_of_allowed
 }
 
-/// With a limit of 10, exactly 10 of 64 concurrent checks pass, each seeing a different
+/// With a limit of 10, exactly 10 of 200 concurrent checks pass, each seeing a different
 /// `remaining`.
-pub async fn exactly_the_limit_of_64_concurrent_checks_pass(make: &impl MakeLimiter) {
+pub async fn exactly_the_limit_of_200_concurrent_checks_pass(make: &impl MakeLimiter) {
     let (pair, _clock) = setup(make, 10, 60).await;
-    let allowed = concurrent_checks(&[pair.first], &random_key(), 64).await;
+    let allowed = concurrent_checks(&[pair.first], &random_key(), 200).await;
     assert_eq!(allowed, (0..10).collect::<Vec<u64>>());
 }
 
-/// Two instances over one backend share the count: still exactly 10 of 64.
+/// Two instances over one backend share the count: still exactly 10 of 200.
 pub async fn two_instances_share_one_count(make: &impl MakeLimiter) {
     let (pair, _clock) = setup(make, 10, 60).await;
-    let allowed = concurrent_checks(&[pair.first, pair.second], &random_key(), 64).await;
+    let allowed = concurrent_checks(&[pair.first, pair.second], &random_key(), 200).await;
     assert_eq!(allowed, (0..10).collect::<Vec<u64>>());
 }
 
@@ -220,6 +221,28 @@ pub async fn charge_may_overdraw_and_later_checks_are_refused(make: &impl MakeLi
     let next_day = pair.first.check(&key, 0).await.expect("check");
     assert!(next_day.allowed);
     assert_eq!(next_day.remaining, 100);
+}
+
+/// A refund gives back spent units, never more than were spent.
+pub async fn refund_gives_back_what_was_spent(make: &impl MakeLimiter) {
+    let (pair, _clock) = setup(make, 3, 60).await;
+    let key = random_key();
+    pair.first.check(&key, 3).await.expect("check");
+    assert!(!pair.first.check(&key, 1).await.expect("check").allowed);
+    pair.second.refund(&key, 2).await.expect("refund");
+    let after = pair.first.check(&key, 2).await.expect("check");
+    assert!(after.allowed, "the refunded units can be spent again");
+    assert_eq!(after.remaining, 0);
+    pair.first
+        .refund(&key, 100)
+        .await
+        .expect("refund more than spent");
+    assert_eq!(pair.first.check(&key, 0).await.expect("check").remaining, 3);
+    // Refunding a key that spent nothing is harmless.
+    pair.first
+        .refund(&random_key(), 5)
+        .await
+        .expect("refund an unused key");
 }
 
 /// A zero-cost check asks whether anything is left and spends nothing.

@@ -222,9 +222,12 @@ struct Prepared {
     rate_limit: Option<Decision>,
 }
 
+// Lives only between `prepare` and the model call and is moved out at once; boxing the
+// large variant would cost an allocation per send for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Preparation {
     Replay(Box<ChatReply>),
-    Call(Box<Prepared>, ModelRequest),
+    Call(Prepared, ModelRequest),
 }
 
 impl ChatService {
@@ -285,7 +288,7 @@ impl ChatService {
         };
         self.inner
             .finish(
-                *prepared,
+                prepared,
                 response.text,
                 response.usage,
                 response.stop_reason,
@@ -320,7 +323,7 @@ impl ChatService {
         };
         Ok(stream::spawn_generation(
             Arc::clone(&self.inner),
-            *prepared,
+            prepared,
             model_stream,
             started,
         ))
@@ -444,7 +447,7 @@ impl ChatService {
             estimated_input_tokens: context.estimated_tokens,
             rate_limit,
         };
-        Ok(Preparation::Call(Box::new(prepared), model_request))
+        Ok(Preparation::Call(prepared, model_request))
     }
 }
 

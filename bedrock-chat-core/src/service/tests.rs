@@ -81,9 +81,8 @@ fn store_accepting_appends() -> MockHistoryStore {
 }
 
 fn decision(allowed: bool) -> Decision {
-    Quota::per_minute(10)
-        .unwrap()
-        .decision(allowed, if allowed { 1 } else { 10 }, 0)
+    let quota = Quota::per_minute(10).unwrap();
+    quota.decision(allowed, if allowed { 1 } else { 10 }, quota.window_at(0))
 }
 
 fn service(

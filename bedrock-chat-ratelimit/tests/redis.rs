@@ -1,0 +1,190 @@
+//! The rate limiter conformance suite on [`RedisRateLimiter`] against the real Redis that
+//! `scripts/test` provides (two limiters = two connections, as two app servers), and what
+//! happens when Redis goes away, on a private server this test starts and stops.
+#![cfg(feature = "redis")]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bedrock_chat_core::conformance::limiter::LimiterPair;
+use bedrock_chat_core::conformance::{service_url, unique_prefix};
+use bedrock_chat_core::{ManualClock, Quota, RateLimitError, RateLimiter};
+use bedrock_chat_ratelimit::{
+    FailurePolicy, FailurePolicyLimiter, RedisLimiterConfig, RedisRateLimiter,
+};
+
+fn config(prefix: String) -> RedisLimiterConfig {
+    RedisLimiterConfig {
+        prefix,
+        response_timeout: Duration::from_millis(500),
+        connection_timeout: Duration::from_millis(500),
+    }
+}
+
+async fn redis(quota: Quota, clock: ManualClock) -> LimiterPair {
+    let url = service_url("BEDROCK_CHAT_TEST_REDIS_URL");
+    let config = config(unique_prefix());
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let limiter = RedisRateLimiter::connect_with_clock(
+            &url,
+            quota,
+            config.clone(),
+            Arc::new(clock.clone()),
+        )
+        .await
+        .expect("connect to Redis");
+        handles.push(Arc::new(limiter) as Arc<dyn RateLimiter>);
+    }
+    LimiterPair {
+        second: handles.pop().expect("two handles"),
+        first: handles.pop().expect("two handles"),
+    }
+}
+
+bedrock_chat_core::rate_limiter_conformance!(redis);
+
+/// A redis-server of this test's own, on a free loopback port, stopped when dropped.
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start_on(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed on this machine");
+        let server = Self {
+            port,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the private redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_on(port)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_server_is_unavailable_and_the_limiter_recovers_when_it_returns() {
+    let mut server = PrivateRedis::start();
+    let quota = Quota::per_minute(5).expect("quota");
+    let limiter = Arc::new(
+        RedisRateLimiter::connect(&server.url(), quota, config(unique_prefix()))
+            .await
+            .expect("connect"),
+    );
+    assert!(limiter.check("k", 1).await.expect("check").allowed);
+
+    server.stop();
+    let err = limiter.check("k", 1).await.expect_err("the server is gone");
+    assert!(matches!(err, RateLimitError::Unavailable { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    assert_eq!(err.http_status(), 503);
+
+    let closed = FailurePolicyLimiter::new(limiter.clone(), FailurePolicy::FailClosed);
+    assert!(matches!(
+        closed.check("k", 1).await,
+        Err(RateLimitError::Unavailable { .. })
+    ));
+    let open = FailurePolicyLimiter::new(limiter.clone(), FailurePolicy::FailOpen);
+    let allowed = open.check("k", 1).await.expect("fail open allows");
+    assert!(allowed.allowed);
+    assert_eq!(allowed.limit, 5);
+
+    let _server = PrivateRedis::start_on(server.port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match limiter.check("k", 1).await {
+            Ok(decision) => {
+                assert!(decision.allowed);
+                break;
+            }
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the limiter did not recover: {e:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn connecting_to_a_closed_port_is_unavailable() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let quota = Quota::per_minute(5).expect("quota");
+    let result = RedisRateLimiter::connect(
+        &format!("redis://127.0.0.1:{port}/"),
+        quota,
+        config(unique_prefix()),
+    )
+    .await;
+    assert!(
+        matches!(result, Err(RateLimitError::Unavailable { .. })),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn limiters_with_different_prefixes_do_not_share_counts() {
+    let url = service_url("BEDROCK_CHAT_TEST_REDIS_URL");
+    let quota = Quota::per_minute(1).expect("quota");
+    let a = RedisRateLimiter::connect(&url, quota, config(unique_prefix()))
+        .await
+        .expect("connect");
+    let b = RedisRateLimiter::connect(&url, quota, config(unique_prefix()))
+        .await
+        .expect("connect");
+    assert!(a.check("same-key", 1).await.expect("check").allowed);
+    assert!(b.check("same-key", 1).await.expect("check").allowed);
+    assert!(!a.check("same-key", 1).await.expect("check").allowed);
+}
