@@ -1,12 +1,16 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "dynamodb")]
+mod dynamodb;
 mod layered;
 mod memory;
 mod policy;
 #[cfg(feature = "redis")]
 mod redis;
 
+#[cfg(feature = "dynamodb")]
+pub use dynamodb::DynamoDbRateLimiter;
 pub use layered::{LayerScope, LayeredRateLimiter};
 pub use memory::InMemoryRateLimiter;
 pub use policy::{FailurePolicy, FailurePolicyLimiter};

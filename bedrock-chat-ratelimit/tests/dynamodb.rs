@@ -1,0 +1,132 @@
+//! The rate limiter conformance suite on [`DynamoDbRateLimiter`] against the moto DynamoDB
+//! server that `scripts/test` starts (two limiters = two SDK clients, as two app servers),
+//! and the failure policies when DynamoDB cannot be reached.
+#![cfg(feature = "dynamodb")]
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::Client;
+use bedrock_chat_core::conformance::limiter::LimiterPair;
+use bedrock_chat_core::conformance::{service_url, unique_prefix};
+use bedrock_chat_core::{ManualClock, Quota, RateLimitError, RateLimiter};
+use bedrock_chat_ratelimit::{DynamoDbRateLimiter, FailurePolicy, FailurePolicyLimiter};
+
+async fn client(endpoint: &str) -> Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await;
+    Client::new(&config)
+}
+
+/// A table of its own for each case: names allow letters, digits, `_`, `-` and `.`.
+fn table_name() -> String {
+    unique_prefix().replace(':', "-")
+}
+
+async fn dynamodb(quota: Quota, clock: ManualClock) -> LimiterPair {
+    let endpoint = service_url("BEDROCK_CHAT_TEST_DYNAMODB_ENDPOINT");
+    let table = table_name();
+    let first_client = client(&endpoint).await;
+    DynamoDbRateLimiter::create_table(&first_client, &table)
+        .await
+        .expect("create the limiter table");
+    let make = |client: Client| {
+        Arc::new(
+            DynamoDbRateLimiter::new(client, &table, quota).with_clock(Arc::new(clock.clone())),
+        ) as Arc<dyn RateLimiter>
+    };
+    LimiterPair {
+        first: make(first_client),
+        second: make(client(&endpoint).await),
+    }
+}
+
+bedrock_chat_core::rate_limiter_conformance!(dynamodb);
+
+#[tokio::test]
+async fn creating_the_table_twice_is_fine() {
+    let endpoint = service_url("BEDROCK_CHAT_TEST_DYNAMODB_ENDPOINT");
+    let client = client(&endpoint).await;
+    let table = table_name();
+    DynamoDbRateLimiter::create_table(&client, &table)
+        .await
+        .expect("create");
+    DynamoDbRateLimiter::create_table(&client, &table)
+        .await
+        .expect("create again");
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("describe TTL");
+    let spec = ttl.time_to_live_description().expect("a TTL description");
+    assert_eq!(spec.attribute_name(), Some("expires_at"));
+}
+
+#[tokio::test]
+async fn the_windows_counter_expires_a_window_after_it_ends() {
+    let endpoint = service_url("BEDROCK_CHAT_TEST_DYNAMODB_ENDPOINT");
+    let client = client(&endpoint).await;
+    let table = table_name();
+    DynamoDbRateLimiter::create_table(&client, &table)
+        .await
+        .expect("create");
+    // 2030-01-01T00:00:15Z, 15 s into a one-minute window.
+    let clock = ManualClock::at_millis(1_893_456_015_000);
+    let limiter =
+        DynamoDbRateLimiter::new(client.clone(), &table, Quota::per_minute(5).expect("quota"))
+            .with_prefix("ttl-test")
+            .with_clock(Arc::new(clock));
+    limiter.check("k", 1).await.expect("check");
+    let items = client.scan().table_name(&table).send().await.expect("scan");
+    let item = &items.items()[0];
+    assert_eq!(item["pk"].as_s().expect("pk"), "ttl-test#60000#k");
+    assert_eq!(
+        item["window"].as_n().expect("window"),
+        &(1_893_456_015_000i64 / 60_000).to_string()
+    );
+    assert_eq!(item["count"].as_n().expect("count"), "1");
+    // The window ends at :01:00; the counter lives one more window, to :02:00.
+    assert_eq!(item["expires_at"].as_n().expect("expires_at"), "1893456120");
+}
+
+#[tokio::test]
+async fn an_unreachable_dynamodb_is_unavailable_and_the_policy_decides() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let client = client(&format!("http://127.0.0.1:{port}")).await;
+    let limiter = Arc::new(DynamoDbRateLimiter::new(
+        client,
+        "nowhere",
+        Quota::per_minute(3).expect("quota"),
+    ));
+    let err = limiter
+        .check("k", 1)
+        .await
+        .expect_err("nothing listens there");
+    assert!(matches!(err, RateLimitError::Unavailable { .. }), "{err:?}");
+    let closed = FailurePolicyLimiter::new(limiter.clone(), FailurePolicy::FailClosed);
+    assert!(closed.check("k", 1).await.is_err());
+    let open = FailurePolicyLimiter::new(limiter, FailurePolicy::FailOpen);
+    assert!(open.check("k", 1).await.expect("fail open").allowed);
+}
+
+#[tokio::test]
+async fn a_missing_table_is_a_backend_error_not_an_allowance() {
+    let endpoint = service_url("BEDROCK_CHAT_TEST_DYNAMODB_ENDPOINT");
+    let limiter = DynamoDbRateLimiter::new(
+        client(&endpoint).await,
+        &table_name(),
+        Quota::per_minute(3).expect("quota"),
+    );
+    let err = limiter.check("k", 1).await.expect_err("no such table");
+    assert!(matches!(err, RateLimitError::Backend { .. }), "{err:?}");
+}
