@@ -1,6 +1,20 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+mod codec;
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 pub use memory::InMemoryHistoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresConfig, PostgresHistoryStore};
+#[cfg(feature = "redis")]
+pub use redis::{RedisConfig, RedisHistoryStore};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteConfig, SqliteHistoryStore};

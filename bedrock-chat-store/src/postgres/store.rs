@@ -1,0 +1,452 @@
+//! [`HistoryStore`] for [`PostgresHistoryStore`]: every operation is one statement.
+
+use async_trait::async_trait;
+use bedrock_chat_core::store::{AppendRequest, AppendTarget, Appended, Cursor, ListOptions, Page};
+use bedrock_chat_core::{
+    ChatId, Conversation, ConversationUpdate, HistoryStore, Message, MessageId, MessageUpdate,
+    NewConversation, Resource, StoreError, Usage, UsageTotals, UserId,
+};
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::error::classify;
+use super::rows::{self, CONVERSATION_COLUMNS, MESSAGE_COLUMNS_M};
+use super::{input, PostgresHistoryStore, BACKEND};
+use crate::codec::{to_u64, usage_to_columns};
+
+/// Calls the append function installed by the migrations (see the module docs).
+const APPEND: &str = "SELECT already_stored, id, chat_id, seq, role, content, reply_to, model, \
+     input_tokens, output_tokens, total_tokens, metadata, created_at, updated_at \
+     FROM bedrock_chat_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+
+impl PostgresHistoryStore {
+    /// Messages of the user's conversation from a query joined on its owner; an empty
+    /// result is checked for ownership so that another user's conversation is NotFound,
+    /// not empty. The check costs a second round trip only when there is nothing to show.
+    async fn messages_of(
+        &self,
+        user: &UserId,
+        chat_id: ChatId,
+        rows: Vec<PgRow>,
+    ) -> Result<Vec<Message>, StoreError> {
+        if rows.is_empty() {
+            let owned = sqlx::query("SELECT 1 FROM conversations WHERE id = $1 AND user_id = $2")
+                .bind(chat_id.as_uuid())
+                .bind(user.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(classify)?;
+            if owned.is_none() {
+                return Err(StoreError::not_found(Resource::Conversation));
+            }
+        }
+        rows.iter().map(rows::message).collect()
+    }
+}
+
+fn page_limit(options: &ListOptions) -> i64 {
+    i64::from(options.limit) + 1
+}
+
+/// Cuts a fetched `limit + 1` items to `limit` and makes the next cursor from the last one.
+fn into_page<T>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> Cursor) -> Page<T> {
+    let limit = limit as usize;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(cursor)
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
+#[async_trait]
+impl HistoryStore for PostgresHistoryStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn create_conversation(
+        &self,
+        user: &UserId,
+        conversation: NewConversation,
+    ) -> Result<Conversation, StoreError> {
+        input::conversation(&conversation)?;
+        let now = self.clock.now();
+        let sql = format!(
+            "INSERT INTO conversations (id, user_id, title, system_prompt, metadata, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             RETURNING {CONVERSATION_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(conversation.id.as_uuid())
+            .bind(user.as_str())
+            .bind(&conversation.title)
+            .bind(&conversation.system_prompt)
+            .bind(Json(&conversation.metadata))
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows::conversation(&row)
+    }
+
+    async fn get_conversation(
+        &self,
+        user: &UserId,
+        id: ChatId,
+    ) -> Result<Conversation, StoreError> {
+        let sql = format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1 AND user_id = $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.as_uuid())
+            .bind(user.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?
+            .ok_or(StoreError::not_found(Resource::Conversation))?;
+        rows::conversation(&row)
+    }
+
+    async fn list_conversations(
+        &self,
+        user: &UserId,
+        options: ListOptions,
+    ) -> Result<Page<Conversation>, StoreError> {
+        options.validate()?;
+        let after = options
+            .cursor
+            .as_ref()
+            .map(Cursor::conversation_position)
+            .transpose()?;
+        // Two statements rather than an `OR $2 IS NULL`, which would hide the row
+        // comparison from the index.
+        let rows = match after {
+            Some((created_at, id)) => {
+                let sql = format!(
+                    "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE user_id = $1 \
+                     AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4"
+                );
+                sqlx::query(&sql)
+                    .bind(user.as_str())
+                    .bind(created_at)
+                    .bind(id.as_uuid())
+                    .bind(page_limit(&options))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE user_id = $1 \
+                     ORDER BY created_at DESC, id DESC LIMIT $2"
+                );
+                sqlx::query(&sql)
+                    .bind(user.as_str())
+                    .bind(page_limit(&options))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(classify)?;
+        let items = rows
+            .iter()
+            .map(rows::conversation)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(into_page(items, options.limit, Cursor::after_conversation))
+    }
+
+    async fn update_conversation(
+        &self,
+        user: &UserId,
+        id: ChatId,
+        update: ConversationUpdate,
+    ) -> Result<Conversation, StoreError> {
+        if let Some(title) = &update.title {
+            input::text("title", title)?;
+        }
+        if let Some(Some(prompt)) = &update.system_prompt {
+            input::text("system_prompt", prompt)?;
+        }
+        if let Some(metadata) = &update.metadata {
+            input::metadata("metadata", metadata)?;
+        }
+        let now = self.clock.now();
+        let (set_prompt, prompt) = match update.system_prompt {
+            Some(prompt) => (true, prompt),
+            None => (false, None),
+        };
+        let sql = format!(
+            "UPDATE conversations SET title = COALESCE($3, title), \
+             system_prompt = CASE WHEN $4 THEN $5 ELSE system_prompt END, \
+             metadata = COALESCE($6, metadata), updated_at = $7 \
+             WHERE id = $1 AND user_id = $2 RETURNING {CONVERSATION_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.as_uuid())
+            .bind(user.as_str())
+            .bind(update.title)
+            .bind(set_prompt)
+            .bind(prompt)
+            .bind(update.metadata.as_ref().map(Json))
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?
+            .ok_or(StoreError::not_found(Resource::Conversation))?;
+        rows::conversation(&row)
+    }
+
+    async fn delete_conversation(&self, user: &UserId, id: ChatId) -> Result<(), StoreError> {
+        // The messages go with it: ON DELETE CASCADE.
+        let done = sqlx::query("DELETE FROM conversations WHERE id = $1 AND user_id = $2")
+            .bind(id.as_uuid())
+            .bind(user.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found(Resource::Conversation));
+        }
+        Ok(())
+    }
+
+    async fn append(&self, user: &UserId, request: AppendRequest) -> Result<Appended, StoreError> {
+        request.validate()?;
+        if let AppendTarget::CreateIfMissing(new) = &request.target {
+            input::conversation(new)?;
+        }
+        let count = request.messages.len();
+        let mut ids = Vec::with_capacity(count);
+        let mut roles = Vec::with_capacity(count);
+        let mut contents = Vec::with_capacity(count);
+        let mut reply_to = Vec::with_capacity(count);
+        let mut models = Vec::with_capacity(count);
+        let mut input_tokens = Vec::with_capacity(count);
+        let mut output_tokens = Vec::with_capacity(count);
+        let mut total_tokens = Vec::with_capacity(count);
+        let mut metadata = Vec::with_capacity(count);
+        for m in &request.messages {
+            input::message(m)?;
+            let (i, o, t) = usage_to_columns(m.usage)?;
+            ids.push(*m.id.as_uuid());
+            roles.push(m.role.as_str());
+            contents.push(m.content.as_str());
+            reply_to.push(m.reply_to.map(|r| *r.as_uuid()));
+            models.push(m.model.as_deref());
+            input_tokens.push(i);
+            output_tokens.push(o);
+            total_tokens.push(t);
+            metadata.push(Json(&m.metadata));
+        }
+        let new = match &request.target {
+            AppendTarget::CreateIfMissing(new) => Some(new),
+            AppendTarget::Existing(_) => None,
+        };
+        let now = self.clock.now();
+        let rows = sqlx::query(APPEND)
+            .bind(user.as_str())
+            .bind(request.chat_id().as_uuid())
+            .bind(new.is_some())
+            .bind(new.map(|n| n.title.as_str()))
+            .bind(new.and_then(|n| n.system_prompt.as_deref()))
+            .bind(new.map(|n| Json(&n.metadata)))
+            .bind(now)
+            .bind(ids)
+            .bind(roles)
+            .bind(contents)
+            .bind(reply_to)
+            .bind(models)
+            .bind(input_tokens)
+            .bind(output_tokens)
+            .bind(total_tokens)
+            .bind(metadata)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        let Some(first) = rows.first() else {
+            return Err(StoreError::not_found(Resource::Conversation));
+        };
+        let already_stored: bool = first.try_get("already_stored").map_err(classify)?;
+        let messages = rows
+            .iter()
+            .map(rows::message)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Appended {
+            messages,
+            already_stored,
+        })
+    }
+
+    async fn recent_messages(
+        &self,
+        user: &UserId,
+        chat_id: ChatId,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS_M} FROM messages m JOIN conversations c ON c.id = m.chat_id \
+             WHERE m.chat_id = $1 AND c.user_id = $2 ORDER BY m.seq DESC LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(chat_id.as_uuid())
+            .bind(user.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        let mut messages = self.messages_of(user, chat_id, rows).await?;
+        messages.reverse();
+        Ok(messages)
+    }
+
+    async fn list_messages(
+        &self,
+        user: &UserId,
+        chat_id: ChatId,
+        options: ListOptions,
+    ) -> Result<Page<Message>, StoreError> {
+        options.validate()?;
+        let after = options
+            .cursor
+            .as_ref()
+            .map(Cursor::seq_position)
+            .transpose()?
+            .unwrap_or(0);
+        // A cursor past what bigint can hold has nothing after it.
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS_M} FROM messages m JOIN conversations c ON c.id = m.chat_id \
+             WHERE m.chat_id = $1 AND c.user_id = $2 AND m.seq > $3 ORDER BY m.seq LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(chat_id.as_uuid())
+            .bind(user.as_str())
+            .bind(after)
+            .bind(page_limit(&options))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        let items = self.messages_of(user, chat_id, rows).await?;
+        Ok(into_page(items, options.limit, |m| {
+            Cursor::after_seq(m.seq)
+        }))
+    }
+
+    async fn get_message(&self, user: &UserId, id: MessageId) -> Result<Message, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS_M} FROM messages m JOIN conversations c ON c.id = m.chat_id \
+             WHERE m.id = $1 AND c.user_id = $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.as_uuid())
+            .bind(user.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?
+            .ok_or(StoreError::not_found(Resource::Message))?;
+        rows::message(&row)
+    }
+
+    async fn update_message(
+        &self,
+        user: &UserId,
+        id: MessageId,
+        update: MessageUpdate,
+    ) -> Result<Message, StoreError> {
+        if let Some(content) = &update.content {
+            input::text("content", content)?;
+        }
+        if let Some(metadata) = &update.metadata {
+            input::metadata("metadata", metadata)?;
+        }
+        let now = self.clock.now();
+        // One statement: the message and its conversation's updated_at change together.
+        let sql = format!(
+            "WITH edited AS ( \
+               UPDATE messages m SET content = COALESCE($3, m.content), \
+                 metadata = COALESCE($4, m.metadata), updated_at = $5 \
+               FROM conversations c \
+               WHERE m.id = $1 AND c.id = m.chat_id AND c.user_id = $2 \
+               RETURNING {MESSAGE_COLUMNS_M} \
+             ), touched AS ( \
+               UPDATE conversations SET updated_at = $5 WHERE id = (SELECT chat_id FROM edited) \
+             ) \
+             SELECT * FROM edited"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.as_uuid())
+            .bind(user.as_str())
+            .bind(update.content)
+            .bind(update.metadata.as_ref().map(Json))
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?
+            .ok_or(StoreError::not_found(Resource::Message))?;
+        rows::message(&row)
+    }
+
+    async fn delete_message(&self, user: &UserId, id: MessageId) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let row: Option<(Uuid,)> = sqlx::query_as(
+            "WITH d AS ( \
+               DELETE FROM messages m USING conversations c \
+               WHERE m.id = $1 AND c.id = m.chat_id AND c.user_id = $2 \
+               RETURNING m.chat_id \
+             ) \
+             UPDATE conversations SET message_count = message_count - 1, updated_at = $3 \
+             WHERE id = (SELECT chat_id FROM d) RETURNING id",
+        )
+        .bind(id.as_uuid())
+        .bind(user.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        match row {
+            Some(_) => Ok(()),
+            None => Err(StoreError::not_found(Resource::Message)),
+        }
+    }
+
+    async fn usage(&self, user: &UserId) -> Result<UsageTotals, StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT count(*) FROM conversations WHERE user_id = $1) AS conversations, \
+               (SELECT COALESCE(sum(message_count), 0)::bigint FROM conversations \
+                 WHERE user_id = $1) AS messages, \
+               COALESCE(sum(m.input_tokens), 0)::bigint AS input_tokens, \
+               COALESCE(sum(m.output_tokens), 0)::bigint AS output_tokens, \
+               COALESCE(sum(m.total_tokens), 0)::bigint AS total_tokens \
+             FROM conversations c JOIN messages m ON m.chat_id = c.id WHERE c.user_id = $1",
+        )
+        .bind(user.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        let get = |column: &str| -> Result<u64, StoreError> {
+            let value: i64 = row.try_get(column).map_err(classify)?;
+            to_u64(BACKEND, value, column)
+        };
+        Ok(UsageTotals {
+            conversations: get("conversations")?,
+            messages: get("messages")?,
+            usage: Usage {
+                input_tokens: get("input_tokens")?,
+                output_tokens: get("output_tokens")?,
+                total_tokens: get("total_tokens")?,
+            },
+        })
+    }
+}

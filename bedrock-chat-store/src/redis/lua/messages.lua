@@ -1,0 +1,13 @@
+-- Messages of a conversation, oldest first. ARGV[4] user, [5] chat id, [6] 'recent' for
+-- the last ARGV[7] messages, or 'after' for up to ARGV[7] messages after seq ARGV[8].
+local user, chat, mode, count = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+if owner(chat) ~= user then return { 'not_found', {} } end
+local ids = {}
+if mode == 'recent' then
+  if count > 0 then ids = redis.call('ZRANGE', seq_key(chat), -count, -1) end
+else
+  ids = redis.call('ZRANGE', seq_key(chat), '(' .. ARGV[8], '+inf', 'BYSCORE', 'LIMIT', 0, count)
+end
+local rows = {}
+for _, id in ipairs(ids) do rows[#rows + 1] = message_row(chat, id) end
+return { 'ok', rows }

@@ -1,0 +1,53 @@
+-- Shared by every script (prepended by the store). The key layout is in src/redis/mod.rs.
+-- ARGV[1] key prefix, ARGV[2] TTL in milliseconds (0: keep forever), ARGV[3] now in
+-- microseconds since the Unix epoch, from the store's clock. `now` stays a string: Lua
+-- numbers would print a 16-digit time in exponent notation.
+local prefix = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local now = ARGV[3]
+
+local function chat_key(chat) return prefix .. ':chat:' .. chat end
+local function seq_key(chat) return prefix .. ':chat:' .. chat .. ':seq' end
+local function msg_key(chat) return prefix .. ':chat:' .. chat .. ':msg' end
+local function index_key(id) return prefix .. ':msg:' .. id end
+local function user_key(user) return prefix .. ':user:' .. user .. ':chats' end
+
+-- The owner of a conversation, or false.
+local function owner(chat)
+  return redis.call('HGET', chat_key(chat), 'user')
+end
+
+-- Pushes everything that belongs to a conversation to expire `ttl` from now.
+local function touch(chat, user)
+  if ttl > 0 then
+    redis.call('PEXPIRE', chat_key(chat), ttl)
+    redis.call('PEXPIRE', seq_key(chat), ttl)
+    redis.call('PEXPIRE', msg_key(chat), ttl)
+    redis.call('PEXPIRE', user_key(user), ttl)
+    for _, id in ipairs(redis.call('ZRANGE', seq_key(chat), 0, -1)) do
+      redis.call('PEXPIRE', index_key(id), ttl)
+    end
+  end
+end
+
+-- A conversation as the store decodes it (a missing prompt is false, sent as nil).
+local function conversation_row(chat)
+  local f = redis.call('HMGET', chat_key(chat),
+    'user', 'title', 'prompt', 'meta', 'count', 'created', 'updated')
+  return { chat, f[1], f[2], f[3], f[4], f[5], f[6], f[7] }
+end
+
+-- A message as the store decodes it.
+local function message_row(chat, id)
+  local f = redis.call('HMGET', msg_key(chat), id, id .. ':s', id .. ':c', id .. ':m', id .. ':u')
+  return { id, chat, f[2], f[1], f[3], f[4], f[5] }
+end
+
+-- The conversation of message `id` when `user` owns it, or false.
+local function locate(user, id)
+  local chat = redis.call('GET', index_key(id))
+  if not chat or owner(chat) ~= user or redis.call('HEXISTS', msg_key(chat), id) == 0 then
+    return false
+  end
+  return chat
+end
