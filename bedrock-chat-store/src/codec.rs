@@ -26,12 +26,13 @@ pub(crate) fn to_i64(value: u64, field: &str) -> Result<i64, bedrock_chat_core::
 }
 
 /// A stored count back as `u64`.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 pub(crate) fn to_u64(backend: &'static str, value: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| malformed(backend, format!("{what} is negative")))
 }
 
 /// Microseconds since the Unix epoch back as a [`Timestamp`](bedrock_chat_core::Timestamp).
-#[cfg(any(feature = "sqlite", feature = "redis"))]
+#[cfg(any(feature = "sqlite", feature = "redis", feature = "dynamodb"))]
 pub(crate) fn from_micros(
     backend: &'static str,
     micros: i64,
@@ -49,7 +50,7 @@ pub(crate) fn metadata_to_json(metadata: &Metadata) -> String {
 }
 
 /// JSON text back as metadata.
-#[cfg(any(feature = "sqlite", feature = "redis"))]
+#[cfg(any(feature = "sqlite", feature = "redis", feature = "dynamodb"))]
 pub(crate) fn metadata_from_json(
     backend: &'static str,
     json: &str,

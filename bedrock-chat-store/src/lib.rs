@@ -1,8 +1,15 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+#[cfg(any(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "redis",
+    feature = "dynamodb"
+))]
 mod codec;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -11,6 +18,8 @@ pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+#[cfg(feature = "dynamodb")]
+pub use dynamodb::{DynamoDbConfig, DynamoDbHistoryStore};
 pub use memory::InMemoryHistoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresConfig, PostgresHistoryStore};

@@ -1,0 +1,328 @@
+//! The table's items: keys, and conversions between items and the domain types.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use bedrock_chat_core::{
+    ChatId, Conversation, Message, MessageId, NewConversation, NewMessage, Role, StoreError,
+    Timestamp, Usage, UserId,
+};
+
+use super::BACKEND;
+use crate::codec::{from_micros, malformed, metadata_from_json, metadata_to_json};
+
+/// An item: attribute name to value.
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub(super) const PK: &str = "pk";
+pub(super) const SK: &str = "sk";
+/// The local secondary index listing a user's conversations by creation.
+pub(super) const BY_CREATED: &str = "by_created";
+pub(super) const CREATED_KEY: &str = "created_key";
+pub(super) const EXPIRES: &str = "expires_at";
+
+/// Message text is kept in pieces of at most this many bytes, so that no item comes near
+/// DynamoDB's 400 KB limit whatever the text's length.
+pub(super) const PIECE_BYTES: usize = 300_000;
+
+pub(super) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(super) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// A key of the table.
+pub(super) fn key(pk: String, sk: String) -> Item {
+    HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+}
+
+pub(super) fn conversation_key(user: &UserId, chat: ChatId) -> Item {
+    key(format!("U#{user}"), format!("C#{chat}"))
+}
+
+pub(super) fn user_pk(user: &UserId) -> AttributeValue {
+    s(format!("U#{user}"))
+}
+
+/// Marks a chat id as taken, whoever owns it: ids are unique across users.
+pub(super) fn owner_key(chat: ChatId) -> Item {
+    key(format!("CH#{chat}"), "#OWNER".to_owned())
+}
+
+pub(super) fn chat_pk(chat: ChatId) -> AttributeValue {
+    s(format!("CH#{chat}"))
+}
+
+pub(super) fn message_sk(seq: u64) -> String {
+    format!("M#{seq:020}")
+}
+
+pub(super) fn message_key(chat: ChatId, seq: u64) -> Item {
+    key(format!("CH#{chat}"), message_sk(seq))
+}
+
+pub(super) fn piece_sk(seq: u64, piece: usize) -> String {
+    format!("P#{seq:020}#{piece:04}")
+}
+
+pub(super) fn piece_key(chat: ChatId, seq: u64, piece: usize) -> Item {
+    key(format!("CH#{chat}"), piece_sk(seq, piece))
+}
+
+/// Where a message id points: its conversation, sequence number and owner.
+pub(super) fn index_key(id: MessageId) -> Item {
+    key(format!("MI#{id}"), "#".to_owned())
+}
+
+/// Microseconds as text that sorts as the numbers do (negative ones too).
+pub(super) fn sortable_micros(micros: i64) -> String {
+    format!("{:020}", (micros as u64) ^ (1 << 63))
+}
+
+/// The listing position of a conversation: newest first is this key descending.
+pub(super) fn created_key(created_at: Timestamp, chat: ChatId) -> String {
+    format!("{}#{chat}", sortable_micros(created_at.timestamp_micros()))
+}
+
+/// `text` cut into pieces of at most [`PIECE_BYTES`], at character boundaries.
+pub(super) fn pieces(text: &str) -> Vec<&str> {
+    let mut out = Vec::with_capacity(text.len() / PIECE_BYTES + 1);
+    let mut rest = text;
+    while rest.len() > PIECE_BYTES {
+        let mut cut = PIECE_BYTES;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    out.push(rest);
+    out
+}
+
+fn get<'a>(item: &'a Item, name: &str) -> Result<&'a AttributeValue, StoreError> {
+    item.get(name)
+        .ok_or_else(|| malformed(BACKEND, format!("item has no {name}")))
+}
+
+pub(super) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    get(item, name)?
+        .as_s()
+        .map(String::as_str)
+        .map_err(|_| malformed(BACKEND, format!("{name} is not a string")))
+}
+
+pub(super) fn opt_s(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+pub(super) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
+    get(item, name)?
+        .as_n()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| malformed(BACKEND, format!("{name} is not a number of the right kind")))
+}
+
+fn get_time(item: &Item, name: &str) -> Result<Timestamp, StoreError> {
+    from_micros(BACKEND, get_n(item, name)?)
+}
+
+pub(super) fn get_usage(item: &Item) -> Result<Option<Usage>, StoreError> {
+    if !item.contains_key("in") {
+        return Ok(None);
+    }
+    Ok(Some(Usage {
+        input_tokens: get_n(item, "in")?,
+        output_tokens: get_n(item, "out")?,
+        total_tokens: get_n(item, "total")?,
+    }))
+}
+
+fn parse<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, StoreError> {
+    text.parse()
+        .map_err(|_| malformed(BACKEND, format!("{what} {text:?} does not parse")))
+}
+
+/// A new conversation's item, already holding the first `messages` appended with it.
+pub(super) fn new_conversation_item(
+    user: &UserId,
+    new: &NewConversation,
+    now: Timestamp,
+    messages: &[NewMessage],
+) -> Item {
+    let usage = total_usage(messages);
+    let mut item = conversation_key(user, new.id);
+    item.extend([
+        ("chat".to_owned(), s(new.id.to_string())),
+        ("user".to_owned(), s(user.as_str())),
+        ("title".to_owned(), s(new.title.clone())),
+        ("meta".to_owned(), s(metadata_to_json(&new.metadata))),
+        ("count".to_owned(), n(messages.len())),
+        ("last_seq".to_owned(), n(messages.len())),
+        ("created".to_owned(), n(now.timestamp_micros())),
+        ("updated".to_owned(), n(now.timestamp_micros())),
+        ("in".to_owned(), n(usage.input_tokens)),
+        ("out".to_owned(), n(usage.output_tokens)),
+        ("total".to_owned(), n(usage.total_tokens)),
+        (CREATED_KEY.to_owned(), s(created_key(now, new.id))),
+    ]);
+    if let Some(prompt) = &new.system_prompt {
+        item.insert("prompt".to_owned(), s(prompt.clone()));
+    }
+    item
+}
+
+pub(super) fn total_usage(messages: &[NewMessage]) -> Usage {
+    messages
+        .iter()
+        .filter_map(|m| m.usage)
+        .fold(Usage::default(), |a, u| Usage {
+            input_tokens: a.input_tokens.saturating_add(u.input_tokens),
+            output_tokens: a.output_tokens.saturating_add(u.output_tokens),
+            total_tokens: a.total_tokens.saturating_add(u.total_tokens),
+        })
+}
+
+pub(super) fn conversation_from(item: &Item) -> Result<Conversation, StoreError> {
+    Ok(Conversation {
+        id: parse(get_s(item, "chat")?, "chat id")?,
+        user_id: UserId::new(get_s(item, "user")?)
+            .map_err(|e| malformed(BACKEND, e.to_string()))?,
+        title: get_s(item, "title")?.to_owned(),
+        system_prompt: opt_s(item, "prompt"),
+        metadata: metadata_from_json(BACKEND, get_s(item, "meta")?)?,
+        message_count: get_n(item, "count")?,
+        created_at: get_time(item, "created")?,
+        updated_at: get_time(item, "updated")?,
+    })
+}
+
+/// A message's item (holding the first piece of its text) and its further pieces.
+pub(super) fn message_items(
+    user: &UserId,
+    chat: ChatId,
+    seq: u64,
+    message: &NewMessage,
+    now: Timestamp,
+) -> (Item, Vec<Item>) {
+    let parts = pieces(&message.content);
+    let mut item = message_key(chat, seq);
+    item.extend([
+        ("id".to_owned(), s(message.id.to_string())),
+        ("chat".to_owned(), s(chat.to_string())),
+        ("user".to_owned(), s(user.as_str())),
+        ("seq".to_owned(), n(seq)),
+        ("role".to_owned(), s(message.role.as_str())),
+        ("content".to_owned(), s(parts[0])),
+        ("pieces".to_owned(), n(parts.len() - 1)),
+        ("meta".to_owned(), s(metadata_to_json(&message.metadata))),
+        ("created".to_owned(), n(now.timestamp_micros())),
+        ("updated".to_owned(), n(now.timestamp_micros())),
+    ]);
+    if let Some(reply_to) = message.reply_to {
+        item.insert("reply_to".to_owned(), s(reply_to.to_string()));
+    }
+    if let Some(model) = &message.model {
+        item.insert("model".to_owned(), s(model.clone()));
+    }
+    if let Some(usage) = message.usage {
+        item.insert("in".to_owned(), n(usage.input_tokens));
+        item.insert("out".to_owned(), n(usage.output_tokens));
+        item.insert("total".to_owned(), n(usage.total_tokens));
+    }
+    let extra = piece_items(chat, seq, &parts[1..]);
+    (item, extra)
+}
+
+/// Items for the pieces of a message's text after the first.
+pub(super) fn piece_items(chat: ChatId, seq: u64, rest: &[&str]) -> Vec<Item> {
+    rest.iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let mut item = piece_key(chat, seq, i + 1);
+            item.insert("data".to_owned(), s(*text));
+            item
+        })
+        .collect()
+}
+
+pub(super) fn index_item(user: &UserId, chat: ChatId, seq: u64, id: MessageId) -> Item {
+    let mut item = index_key(id);
+    item.extend([
+        ("chat".to_owned(), s(chat.to_string())),
+        ("user".to_owned(), s(user.as_str())),
+        ("seq".to_owned(), n(seq)),
+    ]);
+    item
+}
+
+/// Where an index item points.
+pub(super) struct Location {
+    pub(super) chat: ChatId,
+    pub(super) user: String,
+    pub(super) seq: u64,
+}
+
+pub(super) fn location_from(item: &Item) -> Result<Location, StoreError> {
+    Ok(Location {
+        chat: parse(get_s(item, "chat")?, "chat id")?,
+        user: get_s(item, "user")?.to_owned(),
+        seq: get_n(item, "seq")?,
+    })
+}
+
+/// How many pieces after the first a message item says it has.
+pub(super) fn piece_count(item: &Item) -> Result<usize, StoreError> {
+    get_n(item, "pieces")
+}
+
+/// A message from its item and the text of its further pieces, in order.
+pub(super) fn message_from(item: &Item, rest: &[String]) -> Result<Message, StoreError> {
+    let role = get_s(item, "role")?;
+    let mut content = get_s(item, "content")?.to_owned();
+    for piece in rest {
+        content.push_str(piece);
+    }
+    Ok(Message {
+        id: parse(get_s(item, "id")?, "message id")?,
+        chat_id: parse(get_s(item, "chat")?, "chat id")?,
+        seq: get_n(item, "seq")?,
+        role: Role::parse(role).ok_or_else(|| malformed(BACKEND, format!("role {role:?}")))?,
+        content,
+        reply_to: opt_s(item, "reply_to")
+            .map(|r| parse(&r, "reply_to"))
+            .transpose()?,
+        model: opt_s(item, "model"),
+        usage: get_usage(item)?,
+        metadata: metadata_from_json(BACKEND, get_s(item, "meta")?)?,
+        created_at: get_time(item, "created")?,
+        updated_at: get_time(item, "updated")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sortable_micros_sort_as_numbers() {
+        let values = [-5_000_000_i64, -1, 0, 1, 1_700_000_000_000_000, i64::MAX];
+        let keys: Vec<String> = values.iter().map(|v| sortable_micros(*v)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn pieces_cut_at_character_boundaries_and_rejoin() {
+        let text = "é🦀".repeat(PIECE_BYTES / 3);
+        let parts = pieces(&text);
+        assert!(parts.len() > 1);
+        assert!(parts.iter().all(|p| p.len() <= PIECE_BYTES));
+        assert_eq!(parts.concat(), text);
+        assert_eq!(pieces(""), vec![""]);
+    }
+}
