@@ -203,6 +203,59 @@ impl Decision {
     pub fn window_secs(&self) -> u64 {
         ceil_secs(self.window)
     }
+
+    /// The HTTP response headers for this decision, as `(name, value)` pairs:
+    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Window` (seconds), as
+    /// seed 003 sends them; the IETF `RateLimit-Policy` and `RateLimit` fields
+    /// (draft-ietf-httpapi-ratelimit-headers) for the policy named `policy`; and
+    /// `Retry-After` (seconds) when refused.
+    ///
+    /// ```
+    /// use bedrock_chat_core::Quota;
+    /// let quota = Quota::per_minute(10)?;
+    /// let decision = quota.decision(true, 4, quota.window_at(15_000));
+    /// let headers = decision.headers("per-user");
+    /// assert!(headers.contains(&("X-RateLimit-Remaining", "6".to_owned())));
+    /// assert!(headers.contains(&("RateLimit", "\"per-user\";r=6;t=45".to_owned())));
+    /// # Ok::<(), bedrock_chat_core::InvalidInput>(())
+    /// ```
+    pub fn headers(&self, policy: &str) -> Vec<(&'static str, String)> {
+        // A structured-field string: printable ASCII, with `"` and `\` escaped.
+        let mut name = String::with_capacity(policy.len());
+        for c in policy.chars().filter(|c| c.is_ascii_graphic() || *c == ' ') {
+            if c == '"' || c == '\\' {
+                name.push('\\');
+            }
+            name.push(c);
+        }
+        let mut headers = vec![
+            ("X-RateLimit-Limit", self.limit.to_string()),
+            ("X-RateLimit-Remaining", self.remaining.to_string()),
+            ("X-RateLimit-Window", self.window_secs().to_string()),
+            (
+                "RateLimit-Policy",
+                format!("\"{name}\";q={};w={}", self.limit, self.window_secs()),
+            ),
+            (
+                "RateLimit",
+                format!("\"{name}\";r={};t={}", self.remaining, self.reset_after_secs()),
+            ),
+        ];
+        if let Some(secs) = self.retry_after_secs() {
+            headers.push(("Retry-After", secs.to_string()));
+        }
+        headers
+    }
+
+    /// The message of a 429 answer, in seed 003's words: "Too many requests. Maximum 10
+    /// requests per 60 seconds."
+    pub fn refusal_message(&self) -> String {
+        format!(
+            "Too many requests. Maximum {} requests per {} seconds.",
+            self.limit,
+            self.window_secs()
+        )
+    }
 }
 
 fn ceil_secs(d: Duration) -> u64 {
@@ -307,6 +360,19 @@ mod tests {
         assert!(Quota::new(1, Duration::from_micros(10)).is_err());
         assert!(validate_key("").is_err());
         assert!(validate_key(&"k".repeat(MAX_KEY_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn a_refusal_carries_retry_after_and_the_seed_003_message() {
+        let q = Quota::per_minute(10).unwrap();
+        let d = q.decision(false, 10, q.window_at(59_000));
+        let headers = d.headers("ip \"a\"");
+        assert!(headers.contains(&("Retry-After", "1".to_owned())));
+        assert!(headers.contains(&("X-RateLimit-Window", "60".to_owned())));
+        assert!(headers.contains(&("RateLimit-Policy", "\"ip \\\"a\\\"\";q=10;w=60".to_owned())));
+        assert_eq!(d.refusal_message(), "Too many requests. Maximum 10 requests per 60 seconds.");
+        let allowed = q.decision(true, 1, q.window_at(0));
+        assert!(allowed.headers("p").iter().all(|(name, _)| *name != "Retry-After"));
     }
 
     #[test]

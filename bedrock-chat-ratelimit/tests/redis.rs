@@ -188,3 +188,59 @@ async fn limiters_with_different_prefixes_do_not_share_counts() {
     assert!(b.check("same-key", 1).await.expect("check").allowed);
     assert!(!a.check("same-key", 1).await.expect("check").allowed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_decision_is_one_evalsha() {
+    let server = PrivateRedis::start();
+    let quota = Quota::per_minute(1_000).expect("quota");
+    let limiter = RedisRateLimiter::connect(&server.url(), quota, config(unique_prefix()))
+        .await
+        .expect("connect");
+    // The first call loads the script (EVALSHA, NOSCRIPT, then EVAL); count from after it.
+    limiter.check("warm-up", 1).await.expect("check");
+    let client = redis::Client::open(server.url()).expect("client");
+    let mut stats = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut stats)
+        .await
+        .expect("reset");
+    for i in 0..100 {
+        limiter
+            .check(&format!("key-{}", i % 7), 1)
+            .await
+            .expect("check");
+    }
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut stats)
+        .await
+        .expect("info");
+    let calls = |command: &str| {
+        info.lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
+            .and_then(|l| l.split("calls=").nth(1))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(calls("evalsha"), 100, "{info}");
+    // commandstats also counts what the script itself calls; nothing else may appear.
+    let script_calls = ["get", "incrby", "pexpire", "decrby"];
+    let others: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_"))
+        .filter_map(|l| l.split(':').next())
+        .filter(|c| {
+            !["evalsha", "config|resetstat", "info"].contains(c) && !script_calls.contains(c)
+        })
+        .collect();
+    assert!(
+        others.is_empty(),
+        "no other command may reach the server: {others:?}"
+    );
+    assert!(calls("get") <= 100 && calls("incrby") <= 100, "{info}");
+}

@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use bedrock_chat_core::limiter::{validate_key, Window};
 use bedrock_chat_core::{Clock, Decision, Quota, RateLimitError, RateLimiter, SystemClock};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, ServerErrorKind};
 
 const BACKEND: &str = "redis";
 
@@ -175,17 +176,40 @@ impl RedisRateLimiter {
         );
         let ttl = window.millis_to_reset + self.quota.window_millis();
         let mut connection = self.connection.clone();
-        let (allowed, used): (u8, u64) = self
-            .script
-            .key(counter)
+        // EVALSHA built in place: one command, no intermediate invocation to copy from.
+        let result: redis::RedisResult<i64> = redis::cmd("EVALSHA")
+            .arg(self.script.get_hash())
+            .arg(1)
+            .arg(&counter)
             .arg(mode.as_str())
             .arg(cost)
             .arg(self.quota.limit())
             .arg(ttl)
-            .invoke_async(&mut connection)
-            .await
-            .map_err(classify)?;
-        Ok(self.decision(allowed == 1, used, window))
+            .query_async(&mut connection)
+            .await;
+        let reply = match result {
+            Ok(reply) => reply,
+            // The server does not have the script (new, restarted or flushed): load it,
+            // once, through the slower path that does.
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => self
+                .script
+                .key(counter)
+                .arg(mode.as_str())
+                .arg(cost)
+                .arg(self.quota.limit())
+                .arg(ttl)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(classify)?,
+            Err(e) => return Err(classify(e)),
+        };
+        // The script answers `used` when allowed and `-(used + 1)` when refused.
+        let (allowed, used) = if reply >= 0 {
+            (true, reply.unsigned_abs())
+        } else {
+            (false, (reply + 1).unsigned_abs())
+        };
+        Ok(self.decision(allowed, used, window))
     }
 
     fn decision(&self, allowed: bool, used: u64, window: Window) -> Decision {
