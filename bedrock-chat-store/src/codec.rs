@@ -2,7 +2,7 @@
 //! [`Timestamp`](bedrock_chat_core::Timestamp) and metadata as a JSON map; databases keep signed 64-bit integers,
 //! microseconds and JSON text.
 
-use bedrock_chat_core::{Metadata, StoreError};
+use bedrock_chat_core::StoreError;
 
 /// Stored data that does not decode: a row written by something else, or a damaged
 /// database. Reported as [`StoreError::Backend`], never as a panic.
@@ -44,7 +44,8 @@ pub(crate) fn from_micros(
 }
 
 /// Metadata as JSON text.
-pub(crate) fn metadata_to_json(metadata: &Metadata) -> String {
+#[cfg(any(feature = "sqlite", feature = "redis", feature = "dynamodb"))]
+pub(crate) fn metadata_to_json(metadata: &bedrock_chat_core::Metadata) -> String {
     // Serializing a map of JSON values cannot fail: every key is a string.
     serde_json::to_string(metadata).unwrap_or_else(|_| String::from("{}"))
 }
@@ -54,7 +55,7 @@ pub(crate) fn metadata_to_json(metadata: &Metadata) -> String {
 pub(crate) fn metadata_from_json(
     backend: &'static str,
     json: &str,
-) -> Result<Metadata, StoreError> {
+) -> Result<bedrock_chat_core::Metadata, StoreError> {
     serde_json::from_str(json).map_err(|e| malformed(backend, format!("metadata: {e}")))
 }
 
