@@ -74,6 +74,34 @@ pub struct Page<T> {
     pub next_cursor: Option<Cursor>,
 }
 
+impl<T> Page<T> {
+    /// A page from up to `limit + 1` items fetched in listing order: the extra item only
+    /// says that another page follows. `cursor_after` makes the next page's cursor from
+    /// the last item kept.
+    ///
+    /// ```
+    /// use bedrock_chat_core::{Cursor, Page};
+    /// let page = Page::from_overfetched(vec![1, 2, 3], 2, |n| Cursor::after_seq(*n));
+    /// assert_eq!(page.items, [1, 2]);
+    /// assert_eq!(page.next_cursor, Some(Cursor::after_seq(2)));
+    /// assert_eq!(Page::from_overfetched(vec![1], 2, |n| Cursor::after_seq(*n)).next_cursor, None);
+    /// ```
+    pub fn from_overfetched(
+        mut items: Vec<T>,
+        limit: u32,
+        cursor_after: impl FnOnce(&T) -> Cursor,
+    ) -> Self {
+        let limit = limit as usize;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(cursor_after)
+        } else {
+            None
+        };
+        Page { items, next_cursor }
+    }
+}
+
 /// An opaque position in a listing (keyset pagination): items that arrive while a client
 /// pages through never make it see an item twice or miss one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

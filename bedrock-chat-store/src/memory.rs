@@ -216,18 +216,16 @@ impl HistoryStore for InMemoryHistoryStore {
             Some(position) => Box::new(keys.range(..position).rev()),
             None => Box::new(keys.iter().rev()),
         };
-        let mut items: Vec<Conversation> = newest_first
+        let items: Vec<Conversation> = newest_first
             .take(limit + 1)
             .filter_map(|(_, id)| state.conversations.get(id))
             .map(|e| e.conversation.clone())
             .collect();
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(Cursor::after_conversation)
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::from_overfetched(
+            items,
+            options.limit,
+            Cursor::after_conversation,
+        ))
     }
 
     async fn update_conversation(
@@ -379,19 +377,15 @@ impl HistoryStore for InMemoryHistoryStore {
         let state = self.read();
         let entry = state.entry(user, chat_id)?;
         let limit = options.limit as usize;
-        let mut items: Vec<Message> = entry
+        let items: Vec<Message> = entry
             .messages
             .range(after.saturating_add(1)..)
             .take(limit + 1)
             .map(|(_, m)| m.clone())
             .collect();
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|m| Cursor::after_seq(m.seq))
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::from_overfetched(items, options.limit, |m| {
+            Cursor::after_seq(m.seq)
+        }))
     }
 
     async fn get_message(&self, user: &UserId, id: MessageId) -> Result<Message, StoreError> {

@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -208,15 +209,17 @@ impl DynamoDbRateLimiter {
         }
         match request.send().await {
             Ok(output) => Ok(Ok(count_of(output.attributes()))),
-            Err(SdkError::ServiceError(e)) => match e.into_err() {
-                UpdateItemError::ConditionalCheckFailedException(failed) => {
-                    Ok(Err(failed.item().map(|item| count_of(Some(item)))))
+            Err(SdkError::ServiceError(e)) if !e.raw().status().is_server_error() => {
+                match e.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(failed) => {
+                        Ok(Err(failed.item().map(|item| count_of(Some(item)))))
+                    }
+                    other => Err(unavailable_or_backend(
+                        other.code().map(str::to_owned),
+                        Box::new(other),
+                    )),
                 }
-                other => Err(unavailable_or_backend(
-                    other.code().map(str::to_owned),
-                    Box::new(other),
-                )),
-            },
+            }
             Err(other) => Err(classify(other)),
         }
     }
@@ -273,13 +276,18 @@ fn unavailable_or_backend(
 }
 
 /// Maps the SDK's errors to [`RateLimitError`]: no answer (dispatch, timeout, a broken
-/// response) or a throttling / 5xx answer is `Unavailable`; the rest `Backend`.
-fn classify<E, R>(error: SdkError<E, R>) -> RateLimitError
+/// response), any 5xx, or throttling is `Unavailable`; the rest `Backend`.
+fn classify<E>(error: SdkError<E, HttpResponse>) -> RateLimitError
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match error {
+        SdkError::ServiceError(ref e) if e.raw().status().is_server_error() => {
+            RateLimitError::Unavailable {
+                backend: BACKEND,
+                source: Box::new(error),
+            }
+        }
         SdkError::ServiceError(_) => {
             let code = error.code().map(str::to_owned);
             unavailable_or_backend(code, Box::new(error))

@@ -1,5 +1,6 @@
 //! How SDK failures map to [`StoreError`]: one place decides what is retryable.
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
 use bedrock_chat_core::StoreError;
 
@@ -13,14 +14,15 @@ pub(super) fn code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option
     }
 }
 
-/// No answer (dispatch failure, timeout, a broken response), throttling, a transaction
-/// conflict or a 5xx is [`StoreError::Unavailable`]; anything else [`StoreError::Backend`].
-pub(super) fn classify<E, R>(error: SdkError<E, R>) -> StoreError
+/// No answer (dispatch failure, timeout, a broken response), any 5xx, throttling or a
+/// transaction conflict is [`StoreError::Unavailable`]; anything else
+/// [`StoreError::Backend`].
+pub(super) fn classify<E>(error: SdkError<E, HttpResponse>) -> StoreError
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let transient = match &error {
+        SdkError::ServiceError(e) if e.raw().status().is_server_error() => true,
         SdkError::ServiceError(e) => matches!(
             e.err().code(),
             Some(

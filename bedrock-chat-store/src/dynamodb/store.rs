@@ -591,20 +591,15 @@ impl HistoryStore for DynamoDbHistoryStore {
                 limit + 1,
             )
             .await?;
-        let mut conversations = found
+        let conversations = found
             .iter()
             .map(items::conversation_from)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if conversations.len() > limit {
-            conversations.truncate(limit);
-            conversations.last().map(Cursor::after_conversation)
-        } else {
-            None
-        };
-        Ok(Page {
-            items: conversations,
-            next_cursor,
-        })
+        Ok(Page::from_overfetched(
+            conversations,
+            options.limit,
+            Cursor::after_conversation,
+        ))
     }
 
     async fn update_conversation(
@@ -807,17 +802,10 @@ impl HistoryStore for DynamoDbHistoryStore {
                 limit + 1,
             )
             .await?;
-        let mut messages = self.messages(chat_id, found).await?;
-        let next_cursor = if messages.len() > limit {
-            messages.truncate(limit);
-            messages.last().map(|m| Cursor::after_seq(m.seq))
-        } else {
-            None
-        };
-        Ok(Page {
-            items: messages,
-            next_cursor,
-        })
+        let messages = self.messages(chat_id, found).await?;
+        Ok(Page::from_overfetched(messages, options.limit, |m| {
+            Cursor::after_seq(m.seq)
+        }))
     }
 
     async fn get_message(&self, user: &UserId, id: MessageId) -> Result<Message, StoreError> {

@@ -50,18 +50,6 @@ fn page_limit(options: &ListOptions) -> i64 {
     i64::from(options.limit) + 1
 }
 
-/// Cuts a fetched `limit + 1` items to `limit` and makes the next cursor from the last one.
-fn into_page<T>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> Cursor) -> Page<T> {
-    let limit = limit as usize;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(cursor)
-    } else {
-        None
-    };
-    Page { items, next_cursor }
-}
-
 #[async_trait]
 impl HistoryStore for PostgresHistoryStore {
     fn backend(&self) -> &'static str {
@@ -163,7 +151,11 @@ impl HistoryStore for PostgresHistoryStore {
             .iter()
             .map(rows::conversation)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(into_page(items, options.limit, Cursor::after_conversation))
+        Ok(Page::from_overfetched(
+            items,
+            options.limit,
+            Cursor::after_conversation,
+        ))
     }
 
     async fn update_conversation(
@@ -338,7 +330,7 @@ impl HistoryStore for PostgresHistoryStore {
             .await
             .map_err(classify)?;
         let items = self.messages_of(user, chat_id, rows).await?;
-        Ok(into_page(items, options.limit, |m| {
+        Ok(Page::from_overfetched(items, options.limit, |m| {
             Cursor::after_seq(m.seq)
         }))
     }

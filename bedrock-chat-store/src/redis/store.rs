@@ -72,18 +72,6 @@ fn messages(rows: &[Vec<Option<String>>]) -> Result<Vec<Message>, StoreError> {
     rows.iter().map(|r| rows::message(r)).collect()
 }
 
-/// Cuts a fetched `limit + 1` items to `limit` and makes the next cursor from the last one.
-fn into_page<T>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> Cursor) -> Page<T> {
-    let limit = limit as usize;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(cursor)
-    } else {
-        None
-    };
-    Page { items, next_cursor }
-}
-
 #[async_trait]
 impl HistoryStore for RedisHistoryStore {
     fn backend(&self) -> &'static str {
@@ -171,7 +159,11 @@ impl HistoryStore for RedisHistoryStore {
             .iter()
             .map(|r| rows::conversation(r))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(into_page(items, options.limit, Cursor::after_conversation))
+        Ok(Page::from_overfetched(
+            items,
+            options.limit,
+            Cursor::after_conversation,
+        ))
     }
 
     async fn update_conversation(
@@ -355,7 +347,7 @@ impl HistoryStore for RedisHistoryStore {
             )
             .await?;
         let items = messages(&all(reply)?)?;
-        Ok(into_page(items, options.limit, |m| {
+        Ok(Page::from_overfetched(items, options.limit, |m| {
             Cursor::after_seq(m.seq)
         }))
     }

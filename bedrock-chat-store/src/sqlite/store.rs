@@ -57,18 +57,6 @@ fn page_limit(options: &ListOptions) -> i64 {
     i64::from(options.limit) + 1
 }
 
-/// Cuts a fetched `limit + 1` items to `limit` and makes the next cursor from the last one.
-fn into_page<T>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> Cursor) -> Page<T> {
-    let limit = limit as usize;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(cursor)
-    } else {
-        None
-    };
-    Page { items, next_cursor }
-}
-
 async fn insert_conversation(
     tx: &mut Transaction<'static, Sqlite>,
     user: &UserId,
@@ -185,7 +173,11 @@ impl HistoryStore for SqliteHistoryStore {
             .iter()
             .map(rows::conversation)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(into_page(items, options.limit, Cursor::after_conversation))
+        Ok(Page::from_overfetched(
+            items,
+            options.limit,
+            Cursor::after_conversation,
+        ))
     }
 
     async fn update_conversation(
@@ -404,7 +396,7 @@ impl HistoryStore for SqliteHistoryStore {
             .await
             .map_err(classify)?;
         let items = self.messages_of(user, chat_id, rows).await?;
-        Ok(into_page(items, options.limit, |m| {
+        Ok(Page::from_overfetched(items, options.limit, |m| {
             Cursor::after_seq(m.seq)
         }))
     }
