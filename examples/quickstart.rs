@@ -1,14 +1,16 @@
-//! A real conversation on the in-memory store, the in-memory rate limiter and the offline
-//! model: two turns (one streamed), then the stored history. No AWS account or service is
-//! needed. Run it with `cargo run --example quickstart`.
+//! A real conversation on the in-memory store and rate limiter: two turns (one streamed),
+//! then the stored history. It runs on the offline model, needing no AWS account or
+//! service, unless `BEDROCK_MODEL_ID` names a Bedrock model: then it asks Bedrock, with
+//! credentials and region from the usual AWS environment. Run it with
+//! `cargo run --example quickstart` (or `BEDROCK_MODEL_ID=amazon.nova-micro-v1:0 cargo run --example quickstart`).
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bedrock_chat_core::{
-    ChatPolicy, ChatService, HistoryStore, ListOptions, OfflineChatModel, Quota, SendRequest,
-    StreamEvent, UserId,
+    BedrockChatModel, BedrockConfig, ChatModel, ChatPolicy, ChatService, HistoryStore, ListOptions,
+    OfflineChatModel, Quota, SendRequest, StreamEvent, UserId,
 };
 use bedrock_chat_ratelimit::InMemoryRateLimiter;
 use bedrock_chat_store::InMemoryHistoryStore;
@@ -22,19 +24,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
 
-    let model = OfflineChatModel::new()
-        .with_words_per_delta(2)
-        .with_delta_delay(Duration::from_millis(30));
+    let model: Arc<dyn ChatModel> = match std::env::var("BEDROCK_MODEL_ID") {
+        Ok(model_id) if !model_id.is_empty() => {
+            Arc::new(BedrockChatModel::load(BedrockConfig::new(model_id)).await)
+        }
+        _ => Arc::new(
+            OfflineChatModel::new()
+                .with_words_per_delta(2)
+                .with_delta_delay(Duration::from_millis(30)),
+        ),
+    };
     let store = Arc::new(InMemoryHistoryStore::new());
-    let service = ChatService::builder(Arc::new(model), store.clone())
+    let service = ChatService::builder(model, store.clone())
         .request_limiter(Arc::new(InMemoryRateLimiter::new(Quota::per_minute(10)?)))
         .token_budget(Arc::new(InMemoryRateLimiter::new(Quota::per_day(100_000)?)))
         .policy(ChatPolicy::default().with_system_prompt("You are a helpful assistant."))
         .build();
-    println!(
-        "model: {} (no AWS account configured)\n",
-        service.model().model_id()
-    );
+    let model_id = service.model().model_id();
+    if model_id == bedrock_chat_core::offline::OFFLINE_MODEL_ID {
+        println!("model: {model_id} (no BEDROCK_MODEL_ID set: the offline model answers)\n");
+    } else {
+        println!("model: {model_id} on Amazon Bedrock\n");
+    }
 
     let user = UserId::new("quickstart-user")?;
     let question = "What can bedrock-chat do?";

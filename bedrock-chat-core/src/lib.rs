@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "bedrock")]
+pub mod bedrock;
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -12,8 +14,12 @@ pub mod model;
 pub mod offline;
 pub mod service;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod types;
 
+#[cfg(feature = "bedrock")]
+pub use bedrock::{BedrockChatModel, BedrockConfig};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::{CharRatioEstimator, TokenEstimator};
 pub use error::{ChatError, InvalidInput, ModelError, RateLimitError, Resource, StoreError};
@@ -28,6 +34,8 @@ pub use service::{
     ChatPolicy, ChatReply, ChatService, ChatServiceBuilder, ChatStream, SendRequest, StreamEvent,
 };
 pub use store::{AppendRequest, AppendTarget, Appended, Cursor, HistoryStore, ListOptions, Page};
+#[cfg(feature = "testkit")]
+pub use testkit::FakeBedrock;
 pub use types::{
     Conversation, ConversationUpdate, Message, MessageUpdate, Metadata, NewConversation,
     NewMessage, Role, Timestamp, Usage, UsageTotals,

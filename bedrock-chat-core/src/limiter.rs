@@ -238,7 +238,11 @@ impl Decision {
             ),
             (
                 "RateLimit",
-                format!("\"{name}\";r={};t={}", self.remaining, self.reset_after_secs()),
+                format!(
+                    "\"{name}\";r={};t={}",
+                    self.remaining,
+                    self.reset_after_secs()
+                ),
             ),
         ];
         if let Some(secs) = self.retry_after_secs() {
@@ -370,9 +374,15 @@ mod tests {
         assert!(headers.contains(&("Retry-After", "1".to_owned())));
         assert!(headers.contains(&("X-RateLimit-Window", "60".to_owned())));
         assert!(headers.contains(&("RateLimit-Policy", "\"ip \\\"a\\\"\";q=10;w=60".to_owned())));
-        assert_eq!(d.refusal_message(), "Too many requests. Maximum 10 requests per 60 seconds.");
+        assert_eq!(
+            d.refusal_message(),
+            "Too many requests. Maximum 10 requests per 60 seconds."
+        );
         let allowed = q.decision(true, 1, q.window_at(0));
-        assert!(allowed.headers("p").iter().all(|(name, _)| *name != "Retry-After"));
+        assert!(allowed
+            .headers("p")
+            .iter()
+            .all(|(name, _)| *name != "Retry-After"));
     }
 
     #[test]

@@ -57,10 +57,11 @@ struct Shard {
     window: i64,
 }
 
+/// 32 bytes: the hash is not kept (only a resize needs it, and recomputes it from the key),
+/// so that more counts share a cache line.
 #[derive(Clone, Debug)]
 struct Count {
     key: Box<str>,
-    hash: u64,
     window: i64,
     used: u64,
 }
@@ -156,11 +157,13 @@ impl InMemoryRateLimiter {
                 None => {
                     let count = Count {
                         key: key.into(),
-                        hash,
                         window,
                         used: used_after,
                     };
-                    shard.counts.insert_unique(hash, count, |c| c.hash);
+                    let hasher = &inner.hasher;
+                    shard
+                        .counts
+                        .insert_unique(hash, count, |c| hasher.hash_one(&*c.key));
                 }
             }
         }

@@ -1,0 +1,145 @@
+//! [`BedrockConfig`]: the settings of a [`BedrockChatModel`](super::BedrockChatModel).
+
+use std::time::Duration;
+
+use aws_sdk_bedrockruntime::config::retry::RetryConfig;
+use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
+
+/// How a [`BedrockChatModel`](super::BedrockChatModel) calls Bedrock: which model, where,
+/// and how patiently.
+///
+/// Region, profile and endpoint are used only by
+/// [`BedrockChatModel::load`](super::BedrockChatModel::load), which resolves the rest
+/// (credentials above all) through the usual AWS chain: environment, shared config and
+/// credentials files, SSO, web identity, container and instance metadata.
+///
+/// ```
+/// use std::time::Duration;
+/// use bedrock_chat_core::bedrock::BedrockConfig;
+///
+/// let config = BedrockConfig::new("us.anthropic.claude-sonnet-4-20250514-v1:0")
+///     .with_region("us-east-1")
+///     .with_max_attempts(5)
+///     .with_stream_idle_timeout(Duration::from_secs(30));
+/// assert_eq!(config.max_attempts, 5);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct BedrockConfig {
+    /// The model or inference profile id (`anthropic.claude-3-haiku-20240307-v1:0`,
+    /// `amazon.nova-micro-v1:0`, `us.anthropic.claude-sonnet-4-20250514-v1:0`, ...) or ARN.
+    pub model_id: String,
+    /// The AWS region; `None` takes it from the environment or profile.
+    pub region: Option<String>,
+    /// The named profile of the shared AWS config files; `None` uses the default chain.
+    pub profile: Option<String>,
+    /// Another endpoint than Bedrock's own (a VPC endpoint, a proxy, a fake Bedrock).
+    pub endpoint_url: Option<String>,
+    /// Attempts per call, the first included: throttling, 5xx answers, connection failures
+    /// and timeouts are retried with exponential backoff until this many were made. 1
+    /// turns retries off.
+    pub max_attempts: u32,
+    /// The backoff before the first retry of a throttled call; it doubles each retry.
+    /// (The SDK starts other retries at 50 ms.)
+    pub initial_backoff: Duration,
+    /// The longest backoff between two attempts.
+    pub max_backoff: Duration,
+    /// How long to wait for a connection.
+    pub connect_timeout: Duration,
+    /// The longest a whole call may take, retries included, up to the start of a streamed
+    /// reply or the end of a plain one. `None`: no limit.
+    pub call_timeout: Option<Duration>,
+    /// A streamed reply that sends nothing for this long fails with
+    /// [`ModelError::Timeout`](crate::ModelError::Timeout).
+    pub stream_idle_timeout: Duration,
+}
+
+impl BedrockConfig {
+    /// Settings for `model_id` with defaults: 3 attempts, 500 ms initial backoff, 20 s
+    /// maximum backoff, 10 s to connect, 5 minutes per call, 60 s of silence in a stream.
+    pub fn new(model_id: impl Into<String>) -> Self {
+        Self {
+            model_id: model_id.into(),
+            region: None,
+            profile: None,
+            endpoint_url: None,
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(10),
+            call_timeout: Some(Duration::from_secs(300)),
+            stream_idle_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Sets the region.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Sets the named profile.
+    pub fn with_profile(mut self, profile: impl Into<String>) -> Self {
+        self.profile = Some(profile.into());
+        self
+    }
+
+    /// Sets the endpoint.
+    pub fn with_endpoint_url(mut self, url: impl Into<String>) -> Self {
+        self.endpoint_url = Some(url.into());
+        self
+    }
+
+    /// Sets the attempts per call (at least 1).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Sets the initial and the maximum backoff between attempts.
+    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max.max(initial);
+        self
+    }
+
+    /// Sets the connect timeout.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the whole-call timeout (`None`: no limit).
+    pub fn with_call_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a streamed reply may be silent.
+    pub fn with_stream_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.stream_idle_timeout = timeout;
+        self
+    }
+
+    pub(crate) fn retry_config(&self) -> RetryConfig {
+        RetryConfig::standard()
+            .with_max_attempts(self.max_attempts.max(1))
+            .with_initial_backoff(self.initial_backoff)
+            .with_max_backoff(self.max_backoff)
+    }
+
+    pub(crate) fn timeout_config(&self) -> TimeoutConfig {
+        let mut builder = TimeoutConfig::builder().connect_timeout(self.connect_timeout);
+        builder.set_operation_timeout(self.call_timeout);
+        builder.build()
+    }
+
+    /// The backoff before stream attempt `attempt + 1` (our own retries of a stream that
+    /// failed before its first delta), without jitter.
+    pub(crate) fn stream_backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}

@@ -1,0 +1,103 @@
+//! Bedrock's answers in this crate's terms: a Converse output as a [`ModelResponse`] (with
+//! structured output checked), token usage, stop reasons.
+
+use std::time::Duration;
+
+use aws_sdk_bedrockruntime::operation::converse::ConverseOutput as ConverseResult;
+use aws_sdk_bedrockruntime::types::{ContentBlock, ConverseOutput, TokenUsage};
+
+use super::document::to_json;
+use crate::error::ModelError;
+use crate::model::{ModelResponse, OutputSchema, StopReason};
+use crate::types::Usage;
+
+/// Bedrock's token counts (never negative in practice; clamped at 0 if they were).
+pub(crate) fn usage(tokens: &TokenUsage) -> Usage {
+    let count = |n: i32| u64::try_from(n).unwrap_or(0);
+    Usage {
+        input_tokens: count(tokens.input_tokens),
+        output_tokens: count(tokens.output_tokens),
+        total_tokens: count(tokens.total_tokens),
+    }
+}
+
+/// Bedrock's stop reason, by its wire name.
+pub(crate) fn stop_reason(reason: &aws_sdk_bedrockruntime::types::StopReason) -> StopReason {
+    StopReason::parse(reason.as_str())
+}
+
+/// A Converse result as a response. With an output schema, the reply must be a call of the
+/// schema's tool: its input is the structured value, and its JSON text the response text.
+///
+/// # Errors
+/// [`ModelError::SchemaViolation`] when a schema was asked for and the model did not call
+/// its tool; [`ModelError::ModelFailure`] when the result holds no message.
+pub(crate) fn into_response(
+    result: ConverseResult,
+    schema: Option<&OutputSchema>,
+    measured: Duration,
+) -> Result<ModelResponse, ModelError> {
+    let stop_reason = stop_reason(&result.stop_reason);
+    let usage = result.usage.as_ref().map(usage).unwrap_or_default();
+    let latency = result
+        .metrics
+        .as_ref()
+        .and_then(|m| u64::try_from(m.latency_ms).ok())
+        .map(Duration::from_millis)
+        .unwrap_or(measured);
+    let message = match result.output {
+        Some(ConverseOutput::Message(message)) => message,
+        _ => {
+            return Err(ModelError::ModelFailure {
+                message: format!(
+                    "the reply holds no message (stop reason {})",
+                    stop_reason.as_str()
+                ),
+            })
+        }
+    };
+    let (text, structured) = match schema {
+        None => {
+            // Reasoning, citations and other blocks are not part of the answer's text.
+            let text = message
+                .content
+                .iter()
+                .filter_map(|block| match block {
+                    ContentBlock::Text(t) => Some(t.as_str()),
+                    _ => None,
+                })
+                .collect::<String>();
+            (text, None)
+        }
+        Some(schema) => {
+            let input = message
+                .content
+                .iter()
+                .find_map(|block| match block {
+                    ContentBlock::ToolUse(tool) if tool.name == schema.name => Some(&tool.input),
+                    _ => None,
+                })
+                .ok_or_else(|| ModelError::SchemaViolation {
+                    message: format!(
+                        "the model did not call the `{}` tool (stop reason {})",
+                        schema.name,
+                        stop_reason.as_str()
+                    ),
+                })?;
+            let value = to_json(input);
+            if !value.is_object() {
+                return Err(ModelError::SchemaViolation {
+                    message: format!("the `{}` tool input is not a JSON object", schema.name),
+                });
+            }
+            (value.to_string(), Some(value))
+        }
+    };
+    Ok(ModelResponse {
+        text,
+        structured,
+        usage,
+        stop_reason,
+        latency,
+    })
+}

@@ -1,0 +1,159 @@
+//! ConverseStream: opening the stream, and reading it as a [`ModelStream`] that times out
+//! when the model goes silent, retries a stream that fails before its first event, and
+//! ends with the error that broke it.
+
+use std::sync::Arc;
+
+use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
+use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
+use aws_sdk_bedrockruntime::types::{ContentBlockDelta, ConverseStreamOutput};
+use futures::StreamExt;
+
+use super::classify::{classify_call, classify_stream};
+use super::request::ConverseParts;
+use super::response::{stop_reason, usage};
+use super::Shared;
+use crate::error::ModelError;
+use crate::model::{ModelEvent, ModelStream};
+
+type Receiver = EventReceiver<ConverseStreamOutput, ConverseStreamOutputError>;
+
+/// Sends the ConverseStream request (the SDK retries a refused one) and returns the
+/// stream of events once the response has started.
+///
+/// # Errors
+/// The classified failure of the request.
+pub(crate) async fn open(shared: &Shared, parts: &ConverseParts) -> Result<Receiver, ModelError> {
+    let output = shared
+        .client
+        .converse_stream()
+        .model_id(&shared.config.model_id)
+        .set_messages(Some(parts.messages.clone()))
+        .set_system(parts.system.clone())
+        .set_inference_config(parts.inference.clone())
+        .set_tool_config(parts.tool_config.clone())
+        .set_guardrail_config(parts.stream_guardrail())
+        .send()
+        .await
+        .map_err(|e| classify_call(&e))?;
+    Ok(output.stream)
+}
+
+struct State {
+    shared: Arc<Shared>,
+    parts: Arc<ConverseParts>,
+    receiver: Receiver,
+    /// Stream attempts made so far.
+    attempts: u32,
+    /// Whether an event was handed to the caller: after that, a retry would repeat text.
+    emitted: bool,
+    /// Whether `messageStop` arrived: the reply is complete.
+    stopped: bool,
+    done: bool,
+}
+
+/// The events of an opened stream.
+pub(crate) fn events(
+    shared: Arc<Shared>,
+    parts: Arc<ConverseParts>,
+    receiver: Receiver,
+) -> ModelStream {
+    let state = State {
+        shared,
+        parts,
+        receiver,
+        attempts: 1,
+        emitted: false,
+        stopped: false,
+        done: false,
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        if state.done {
+            return None;
+        }
+        let item = state.next_event().await;
+        match &item {
+            Some(Ok(_)) => state.emitted = true,
+            Some(Err(_)) | None => state.done = true,
+        }
+        item.map(|item| (item, state))
+    })
+    .boxed()
+}
+
+impl State {
+    /// The next event for the caller, the error that ends the stream, or `None` at its
+    /// end.
+    async fn next_event(&mut self) -> Option<Result<ModelEvent, ModelError>> {
+        loop {
+            let idle = self.shared.config.stream_idle_timeout;
+            let error = match tokio::time::timeout(idle, self.receiver.recv()).await {
+                Ok(Ok(Some(event))) => match self.map(event) {
+                    Some(event) => return Some(Ok(event)),
+                    None => continue,
+                },
+                Ok(Ok(None)) if self.stopped => return None,
+                Ok(Ok(None)) => ModelError::ModelFailure {
+                    message: "the reply stream ended before the model finished".into(),
+                },
+                Ok(Err(e)) => classify_stream(&e),
+                Err(_) => ModelError::Timeout {
+                    message: format!("the model sent nothing for {} ms", idle.as_millis()),
+                },
+            };
+            match self.reopen_or_give_back(error).await {
+                Ok(()) => continue,
+                Err(error) => return Some(Err(error)),
+            }
+        }
+    }
+
+    /// Opens the stream again when `error` came before any event and may pass, within the
+    /// attempts allowed; otherwise gives `error` back.
+    async fn reopen_or_give_back(&mut self, error: ModelError) -> Result<(), ModelError> {
+        let max = self.shared.config.max_attempts;
+        if self.emitted || !error.is_retryable() || self.attempts >= max {
+            return Err(error);
+        }
+        let wait = error
+            .retry_after()
+            .unwrap_or_else(|| self.shared.config.stream_backoff(self.attempts));
+        tracing::debug!(
+            model = %self.shared.config.model_id,
+            attempt = self.attempts,
+            wait_ms = wait.as_millis() as u64,
+            error = %error,
+            "the reply stream failed before its first event; opening it again"
+        );
+        tokio::time::sleep(wait).await;
+        self.attempts += 1;
+        self.receiver = open(&self.shared, &self.parts).await?;
+        Ok(())
+    }
+
+    /// The event for the caller, if `event` is one: text (or, for structured output, the
+    /// tool input's JSON text), the stop reason, the usage.
+    fn map(&mut self, event: ConverseStreamOutput) -> Option<ModelEvent> {
+        match event {
+            ConverseStreamOutput::ContentBlockDelta(delta) => match delta.delta {
+                Some(ContentBlockDelta::Text(text)) if !text.is_empty() => {
+                    Some(ModelEvent::TextDelta(text))
+                }
+                Some(ContentBlockDelta::ToolUse(tool))
+                    if self.parts.output_schema.is_some() && !tool.input.is_empty() =>
+                {
+                    Some(ModelEvent::TextDelta(tool.input))
+                }
+                _ => None,
+            },
+            ConverseStreamOutput::MessageStop(stop) => {
+                self.stopped = true;
+                Some(ModelEvent::Stop(stop_reason(&stop.stop_reason)))
+            }
+            ConverseStreamOutput::Metadata(metadata) => {
+                metadata.usage.as_ref().map(|u| ModelEvent::Usage(usage(u)))
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! The Converse API: reading and validating a request as Bedrock does, and writing the
+//! plain answer and the ConverseStream events.
+
+use serde_json::{json, Value};
+
+use super::plan::{tokens_for, Ask, Content, Plan};
+use super::stream::Frames;
+use super::wire::event_frame;
+
+/// What the fake model accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// The largest `maxTokens`.
+    pub(crate) max_output_tokens: u64,
+    /// The most input tokens (4 characters a token).
+    pub(crate) context_window_tokens: u64,
+}
+
+/// Checks what every model's request must satisfy: a user first, alternating roles, no
+/// empty content, numbers in range, a forced tool that exists, input that fits.
+///
+/// # Errors
+/// The `ValidationException` message Bedrock gives.
+pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> {
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return Err(
+            "1 validation error detected: Value null at 'messages' failed to satisfy \
+                    constraint: Member must not be null"
+                .into(),
+        );
+    };
+    let mut ask = Ask::default();
+    let mut previous_role: Option<&str> = None;
+    for (i, message) in messages.iter().enumerate() {
+        let role = message.get("role").and_then(Value::as_str).unwrap_or("");
+        if role != "user" && role != "assistant" {
+            return Err(format!(
+                "1 validation error detected: Value '{role}' at 'messages.{i}.member.role' \
+                 failed to satisfy constraint: Member must satisfy enum value set: \
+                 [user, assistant]"
+            ));
+        }
+        if i == 0 && role != "user" {
+            return Err(must_start_with_user());
+        }
+        if previous_role == Some(role) {
+            return Err(
+                "A conversation must alternate between user and assistant roles. \
+                        Make sure the conversation alternates between user and assistant \
+                        roles and try again."
+                    .into(),
+            );
+        }
+        previous_role = Some(role);
+        let blocks = message
+            .get("content")
+            .and_then(Value::as_array)
+            .filter(|blocks| !blocks.is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "The content field in the Message object at messages.{i} is empty. Add a \
+                     ContentBlock object to the content field and try again."
+                )
+            })?;
+        let mut text = String::new();
+        for (j, block) in blocks.iter().enumerate() {
+            match block.get("text").and_then(Value::as_str) {
+                Some(t) if t.trim().is_empty() => {
+                    return Err(format!(
+                        "The text field in the ContentBlock object at messages.{i}.content.{j} \
+                         is blank. Add text to the text field, and try again."
+                    ))
+                }
+                Some(t) => text.push_str(t),
+                None => ask.input_chars += block.to_string().chars().count(),
+            }
+        }
+        ask.input_chars += text.chars().count();
+        if role == "user" {
+            ask.last_user_text = text;
+        }
+    }
+    if messages.is_empty() {
+        return Err(must_start_with_user());
+    }
+    if let Some(system) = body.get("system").and_then(Value::as_array) {
+        for (j, block) in system.iter().enumerate() {
+            if let Some(t) = block.get("text").and_then(Value::as_str) {
+                if t.trim().is_empty() {
+                    return Err(format!(
+                        "The text field in the SystemContentBlock object at system.{j} is \
+                         blank. Add text to the text field, and try again."
+                    ));
+                }
+                ask.input_chars += t.chars().count();
+            }
+        }
+    }
+    if let Some(inference) = body.get("inferenceConfig") {
+        ask.max_tokens = check_max_tokens(inference.get("maxTokens"), limits)?;
+        check_unit_range(inference.get("temperature"), "inferenceConfig.temperature")?;
+        check_unit_range(inference.get("topP"), "inferenceConfig.topP")?;
+    }
+    if let Some(tools) = body.get("toolConfig") {
+        ask.forced_tool = forced_tool(tools)?;
+    }
+    if tokens_for(ask.input_chars) > limits.context_window_tokens {
+        return Err("Input is too long for requested model.".into());
+    }
+    Ok(ask)
+}
+
+fn must_start_with_user() -> String {
+    "A conversation must start with a user message. Try again with a conversation that starts \
+     with a user message."
+        .into()
+}
+
+/// `maxTokens`: at least 1, at most the model's limit.
+pub(crate) fn check_max_tokens(
+    value: Option<&Value>,
+    limits: Limits,
+) -> Result<Option<u64>, String> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match value.as_i64() {
+        Some(n) if n < 1 => Err(format!(
+            "1 validation error detected: Value '{n}' at 'inferenceConfig.maxTokens' failed to \
+             satisfy constraint: Member must have value greater than or equal to 1"
+        )),
+        Some(n) if n.unsigned_abs() > limits.max_output_tokens => Err(format!(
+            "The maximum tokens you requested exceeds the model limit of {max}. Try again with \
+             a maximum tokens value that is lower than {max}.",
+            max = limits.max_output_tokens
+        )),
+        Some(n) => Ok(Some(n.unsigned_abs())),
+        None => Err(format!(
+            "Value '{value}' at 'inferenceConfig.maxTokens' is not an integer"
+        )),
+    }
+}
+
+/// Temperature and top-p: from 0 to 1.
+pub(crate) fn check_unit_range(value: Option<&Value>, field: &str) -> Result<(), String> {
+    match value.map(|v| v.as_f64()) {
+        None => Ok(()),
+        Some(Some(x)) if x < 0.0 => Err(format!(
+            "1 validation error detected: Value '{x}' at '{field}' failed to satisfy \
+             constraint: Member must have value greater than or equal to 0"
+        )),
+        Some(Some(x)) if x > 1.0 => Err(format!(
+            "1 validation error detected: Value '{x}' at '{field}' failed to satisfy \
+             constraint: Member must have value less than or equal to 1"
+        )),
+        Some(Some(_)) => Ok(()),
+        Some(None) => Err(format!("Value at '{field}' is not a number")),
+    }
+}
+
+/// The tool `toolChoice` forces, which must be one of `tools`.
+fn forced_tool(tool_config: &Value) -> Result<Option<String>, String> {
+    let names: Vec<&str> = tool_config
+        .get("tools")
+        .and_then(Value::as_array)
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t.pointer("/toolSpec/name").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        return Err("The toolConfig field must be defined with at least one tool.".into());
+    }
+    match tool_config
+        .pointer("/toolChoice/tool/name")
+        .and_then(Value::as_str)
+    {
+        Some(name) if names.contains(&name) => Ok(Some(name.to_owned())),
+        Some(name) => Err(format!(
+            "The tool {name} specified in toolChoice is not defined in toolConfig.tools."
+        )),
+        None => Ok(None),
+    }
+}
+
+fn tool_use_id() -> String {
+    format!("tooluse_{}", uuid::Uuid::new_v4().simple())
+}
+
+fn usage_json(plan: &Plan) -> Value {
+    json!({
+        "inputTokens": plan.usage.input_tokens,
+        "outputTokens": plan.usage.output_tokens,
+        "totalTokens": plan.usage.total_tokens,
+    })
+}
+
+fn latency_ms(plan: &Plan) -> u64 {
+    u64::try_from(plan.duration().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The Converse answer's JSON.
+pub(crate) fn answer(plan: &Plan) -> Value {
+    let block = match &plan.content {
+        Content::Text { .. } => json!({ "text": plan.text() }),
+        Content::ToolUse { name, input, .. } => json!({
+            "toolUse": { "toolUseId": tool_use_id(), "name": name, "input": input }
+        }),
+    };
+    json!({
+        "output": { "message": { "role": "assistant", "content": [block] } },
+        "stopReason": plan.stop_reason,
+        "usage": usage_json(plan),
+        "metrics": { "latencyMs": latency_ms(plan) },
+    })
+}
+
+/// The ConverseStream events: `messageStart`, (`contentBlockStart` for a tool call),
+/// `contentBlockDelta`s, `contentBlockStop`, `messageStop`, `metadata`.
+pub(crate) fn stream_frames(plan: &Plan) -> Frames {
+    let mut start = vec![event_frame("messageStart", &json!({ "role": "assistant" }))];
+    if let Content::ToolUse { name, .. } = &plan.content {
+        start.push(event_frame(
+            "contentBlockStart",
+            &json!({
+                "contentBlockIndex": 0,
+                "start": { "toolUse": { "toolUseId": tool_use_id(), "name": name } }
+            }),
+        ));
+    }
+    let deltas = plan
+        .deltas()
+        .iter()
+        .map(|piece| {
+            let delta = match &plan.content {
+                Content::Text { .. } => json!({ "text": piece }),
+                Content::ToolUse { .. } => json!({ "toolUse": { "input": piece } }),
+            };
+            event_frame(
+                "contentBlockDelta",
+                &json!({ "contentBlockIndex": 0, "delta": delta }),
+            )
+        })
+        .collect::<Vec<_>>();
+    let end = vec![
+        event_frame("contentBlockStop", &json!({ "contentBlockIndex": 0 })),
+        event_frame("messageStop", &json!({ "stopReason": plan.stop_reason })),
+        event_frame(
+            "metadata",
+            &json!({
+                "usage": usage_json(plan),
+                "metrics": { "latencyMs": latency_ms(plan) }
+            }),
+        ),
+    ];
+    Frames {
+        start: start.into_iter().flatten().collect(),
+        deltas: deltas.into_iter().flatten().collect(),
+        end: end.into_iter().flatten().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_output_tokens: 4096,
+        context_window_tokens: 100,
+    };
+
+    fn user(text: &str) -> Value {
+        json!({"role": "user", "content": [{"text": text}]})
+    }
+
+    fn assistant(text: &str) -> Value {
+        json!({"role": "assistant", "content": [{"text": text}]})
+    }
+
+    #[test]
+    fn a_valid_conversation_is_read() {
+        let ask = read_request(
+            &json!({
+                "messages": [user("hi"), assistant("hello"), user("again")],
+                "system": [{"text": "be brief"}],
+                "inferenceConfig": {"maxTokens": 10, "temperature": 0.5}
+            }),
+            LIMITS,
+        )
+        .unwrap();
+        assert_eq!(ask.last_user_text, "again");
+        assert_eq!(ask.input_chars, 2 + 5 + 5 + 8);
+        assert_eq!(ask.max_tokens, Some(10));
+    }
+
+    #[test]
+    fn bedrock_rules_are_enforced() {
+        let cases = [
+            (
+                json!({"messages": [assistant("x")]}),
+                "must start with a user",
+            ),
+            (
+                json!({"messages": [user("a"), user("b")]}),
+                "must alternate",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": []}]}),
+                "is empty",
+            ),
+            (json!({"messages": [user("  ")]}), "is blank"),
+            (
+                json!({"messages": [user("a")], "inferenceConfig": {"maxTokens": 0}}),
+                "greater than or equal to 1",
+            ),
+            (
+                json!({"messages": [user("a")], "inferenceConfig": {"maxTokens": 5000}}),
+                "exceeds the model limit of 4096",
+            ),
+            (
+                json!({"messages": [user("a")], "inferenceConfig": {"topP": 1.5}}),
+                "less than or equal to 1",
+            ),
+            (
+                json!({"messages": [user(&"x".repeat(401))]}),
+                "Input is too long",
+            ),
+            (
+                json!({"messages": [user("a")], "toolConfig": {"tools": [{"toolSpec": {"name": "a"}}], "toolChoice": {"tool": {"name": "b"}}}}),
+                "not defined",
+            ),
+        ];
+        for (body, expected) in cases {
+            let error = read_request(&body, LIMITS).unwrap_err();
+            assert!(error.contains(expected), "{body}: {error}");
+        }
+    }
+}

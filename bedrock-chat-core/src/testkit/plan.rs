@@ -1,0 +1,201 @@
+//! From a request and a script to the answer to give, whatever the wire format: the text
+//! or tool call, its deltas, stop reason, usage and timing.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::script::{FakeContent, FakeReply, Timing};
+use crate::types::Usage;
+
+/// What a model call asks, read from a Converse or an Anthropic body.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Ask {
+    /// The text of the last user message (what the echo answers).
+    pub(crate) last_user_text: String,
+    /// Characters of input: system prompt and every message.
+    pub(crate) input_chars: usize,
+    /// The most tokens the answer may have.
+    pub(crate) max_tokens: Option<u64>,
+    /// The tool the request forces (structured output).
+    pub(crate) forced_tool: Option<String>,
+}
+
+/// Tokens for `chars` characters, at 4 characters a token (rounded up).
+pub(crate) fn tokens_for(chars: usize) -> u64 {
+    (chars as u64).div_ceil(4)
+}
+
+/// What to answer.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Content {
+    Text {
+        deltas: Vec<String>,
+    },
+    ToolUse {
+        name: String,
+        input: Value,
+        fragments: Vec<String>,
+    },
+}
+
+/// The whole answer.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Plan {
+    pub(crate) content: Content,
+    pub(crate) stop_reason: String,
+    pub(crate) usage: Usage,
+    pub(crate) time_to_first_token: Duration,
+    pub(crate) delta_delay: Duration,
+}
+
+/// `text` a word at a time (each piece keeps its trailing space).
+fn words(text: &str) -> Vec<String> {
+    text.split_inclusive(' ').map(str::to_owned).collect()
+}
+
+/// A tool input's JSON text in pieces of at most 16 characters, as models stream it.
+fn fragments(input: &Value) -> Vec<String> {
+    let text = input.to_string();
+    let chars: Vec<char> = text.chars().collect();
+    chars.chunks(16).map(|c| c.iter().collect()).collect()
+}
+
+impl Plan {
+    /// The default answer: the last user message, word by word; with a forced tool, a call
+    /// of it with input `{"text": <that message>}`. A `max_tokens` limit cuts the echo
+    /// (at 4 characters a token) and makes the stop reason `max_tokens`.
+    pub(crate) fn echo(ask: &Ask, timing: Timing) -> Self {
+        let reply = match &ask.forced_tool {
+            Some(_) => FakeReply::tool_use(json!({ "text": ask.last_user_text })),
+            None => {
+                let limit = ask
+                    .max_tokens
+                    .map(|t| usize::try_from(t.saturating_mul(4)).unwrap_or(usize::MAX));
+                match limit {
+                    Some(limit) if ask.last_user_text.chars().count() > limit => {
+                        let cut: String = ask.last_user_text.chars().take(limit).collect();
+                        FakeReply::text(cut).with_stop_reason("max_tokens")
+                    }
+                    _ => FakeReply::text(ask.last_user_text.clone()),
+                }
+            }
+        };
+        Self::from_reply(reply, ask, timing)
+    }
+
+    /// A scripted answer to `ask`.
+    pub(crate) fn from_reply(reply: FakeReply, ask: &Ask, timing: Timing) -> Self {
+        let (content, default_stop, output_chars) = match reply.content {
+            FakeContent::Text(text) => {
+                let deltas = reply.deltas.unwrap_or_else(|| words(&text));
+                (Content::Text { deltas }, "end_turn", text.chars().count())
+            }
+            FakeContent::ToolUse { name, input } => {
+                let name = name
+                    .or_else(|| ask.forced_tool.clone())
+                    .unwrap_or_else(|| "tool".to_owned());
+                let fragments = reply.deltas.unwrap_or_else(|| fragments(&input));
+                let chars = input.to_string().chars().count();
+                (
+                    Content::ToolUse {
+                        name,
+                        input,
+                        fragments,
+                    },
+                    "tool_use",
+                    chars,
+                )
+            }
+        };
+        Self {
+            content,
+            stop_reason: reply.stop_reason.unwrap_or_else(|| default_stop.to_owned()),
+            usage: reply.usage.unwrap_or_else(|| {
+                Usage::new(tokens_for(ask.input_chars).max(1), tokens_for(output_chars))
+            }),
+            time_to_first_token: reply
+                .time_to_first_token
+                .unwrap_or(timing.time_to_first_token),
+            delta_delay: reply.delta_delay.unwrap_or(timing.delta_delay),
+        }
+    }
+
+    /// The answer's text (for a tool call, its input's JSON).
+    pub(crate) fn text(&self) -> String {
+        match &self.content {
+            Content::Text { deltas } => deltas.concat(),
+            Content::ToolUse { input, .. } => input.to_string(),
+        }
+    }
+
+    /// The pieces a stream sends.
+    pub(crate) fn deltas(&self) -> &[String] {
+        match &self.content {
+            Content::Text { deltas } => deltas,
+            Content::ToolUse { fragments, .. } => fragments,
+        }
+    }
+
+    /// How long generating the whole answer takes.
+    pub(crate) fn duration(&self) -> Duration {
+        let gaps = u32::try_from(self.deltas().len().saturating_sub(1)).unwrap_or(u32::MAX);
+        self.time_to_first_token
+            .saturating_add(self.delta_delay.saturating_mul(gaps))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_echo_streams_the_question_word_by_word() {
+        let ask = Ask {
+            last_user_text: "one two three".into(),
+            input_chars: 13,
+            ..Default::default()
+        };
+        let plan = Plan::echo(&ask, Timing::default());
+        assert_eq!(plan.deltas(), ["one ", "two ", "three"]);
+        assert_eq!(plan.text(), "one two three");
+        assert_eq!(plan.stop_reason, "end_turn");
+        assert_eq!(plan.usage, Usage::new(4, 4));
+    }
+
+    #[test]
+    fn max_tokens_cuts_the_echo() {
+        let ask = Ask {
+            last_user_text: "a".repeat(30),
+            max_tokens: Some(2),
+            ..Default::default()
+        };
+        let plan = Plan::echo(&ask, Timing::default());
+        assert_eq!(plan.text().len(), 8);
+        assert_eq!(plan.stop_reason, "max_tokens");
+    }
+
+    #[test]
+    fn a_tool_reply_calls_the_forced_tool() {
+        let ask = Ask {
+            forced_tool: Some("persona".into()),
+            ..Default::default()
+        };
+        let plan = Plan::from_reply(
+            FakeReply::tool_use(json!({"name": "a fairly long name"})),
+            &ask,
+            Timing::default(),
+        );
+        match &plan.content {
+            Content::ToolUse {
+                name, fragments, ..
+            } => {
+                assert_eq!(name, "persona");
+                assert!(fragments.len() > 1);
+                assert_eq!(fragments.concat(), plan.text());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(plan.stop_reason, "tool_use");
+    }
+}
