@@ -2,9 +2,10 @@
 //! [`RateLimiter`](crate::RateLimiter) backend must have, written once and run by each
 //! backend's own tests (feature `conformance`).
 //!
-//! Each case is a `pub async fn`; the macros [`history_store_conformance!`] and
-//! [`rate_limiter_conformance!`] expand them into one `#[tokio::test]` per case so that one
-//! failure does not hide the rest. The calling crate needs `tokio` (with `macros` and
+//! Each case is a `pub async fn`; the macros
+//! [`history_store_conformance!`](crate::history_store_conformance) and
+//! [`rate_limiter_conformance!`](crate::rate_limiter_conformance) expand them into one
+//! `#[tokio::test]` per case so that one failure does not hide the rest. The calling crate needs `tokio` (with `macros` and
 //! `rt-multi-thread`) as a dev-dependency.
 //!
 //! ```no_run
