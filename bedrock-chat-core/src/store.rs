@@ -50,6 +50,34 @@ impl ListOptions {
         }
     }
 
+    /// Checks the limit, then decodes the cursor of a conversation listing: the
+    /// `(created_at, id)` the page starts before, `None` for the first page.
+    ///
+    /// # Errors
+    /// [`InvalidInput`] for a bad limit or a cursor that is not a conversation cursor.
+    pub fn conversations_before(&self) -> Result<Option<(Timestamp, ChatId)>, InvalidInput> {
+        self.validate()?;
+        self.cursor
+            .as_ref()
+            .map(Cursor::conversation_position)
+            .transpose()
+    }
+
+    /// Checks the limit, then decodes the cursor of a message listing: the sequence
+    /// number the page starts after, 0 for the first page.
+    ///
+    /// # Errors
+    /// [`InvalidInput`] for a bad limit or a cursor that is not a message cursor.
+    pub fn messages_after(&self) -> Result<u64, InvalidInput> {
+        self.validate()?;
+        Ok(self
+            .cursor
+            .as_ref()
+            .map(Cursor::seq_position)
+            .transpose()?
+            .unwrap_or(0))
+    }
+
     /// Checks the limit; backends call this first.
     ///
     /// # Errors

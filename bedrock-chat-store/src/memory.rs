@@ -198,12 +198,7 @@ impl HistoryStore for InMemoryHistoryStore {
         user: &UserId,
         options: ListOptions,
     ) -> Result<Page<Conversation>, StoreError> {
-        options.validate()?;
-        let after = options
-            .cursor
-            .as_ref()
-            .map(Cursor::conversation_position)
-            .transpose()?;
+        let after = options.conversations_before()?;
         let state = self.read();
         let Some(keys) = state.by_user.get(user) else {
             return Ok(Page {
@@ -367,13 +362,7 @@ impl HistoryStore for InMemoryHistoryStore {
         chat_id: ChatId,
         options: ListOptions,
     ) -> Result<Page<Message>, StoreError> {
-        options.validate()?;
-        let after = options
-            .cursor
-            .as_ref()
-            .map(Cursor::seq_position)
-            .transpose()?
-            .unwrap_or(0);
+        let after = options.messages_after()?;
         let state = self.read();
         let entry = state.entry(user, chat_id)?;
         let limit = options.limit as usize;

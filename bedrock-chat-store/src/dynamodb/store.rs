@@ -561,12 +561,8 @@ impl HistoryStore for DynamoDbHistoryStore {
         user: &UserId,
         options: ListOptions,
     ) -> Result<Page<Conversation>, StoreError> {
-        options.validate()?;
         let before = options
-            .cursor
-            .as_ref()
-            .map(Cursor::conversation_position)
-            .transpose()?
+            .conversations_before()?
             .map(|(at, id)| items::created_key(at, id));
         let limit = options.limit as usize;
         let condition = if before.is_some() {
@@ -777,13 +773,7 @@ impl HistoryStore for DynamoDbHistoryStore {
         chat_id: ChatId,
         options: ListOptions,
     ) -> Result<Page<Message>, StoreError> {
-        options.validate()?;
-        let after = options
-            .cursor
-            .as_ref()
-            .map(Cursor::seq_position)
-            .transpose()?
-            .unwrap_or(0);
+        let after = options.messages_after()?;
         self.conversation_item(user, chat_id).await?;
         let limit = options.limit as usize;
         let found = self

@@ -112,12 +112,7 @@ impl HistoryStore for PostgresHistoryStore {
         user: &UserId,
         options: ListOptions,
     ) -> Result<Page<Conversation>, StoreError> {
-        options.validate()?;
-        let after = options
-            .cursor
-            .as_ref()
-            .map(Cursor::conversation_position)
-            .transpose()?;
+        let after = options.conversations_before()?;
         // Two statements rather than an `OR $2 IS NULL`, which would hide the row
         // comparison from the index.
         let rows = match after {
@@ -308,13 +303,7 @@ impl HistoryStore for PostgresHistoryStore {
         chat_id: ChatId,
         options: ListOptions,
     ) -> Result<Page<Message>, StoreError> {
-        options.validate()?;
-        let after = options
-            .cursor
-            .as_ref()
-            .map(Cursor::seq_position)
-            .transpose()?
-            .unwrap_or(0);
+        let after = options.messages_after()?;
         // A cursor past what bigint can hold has nothing after it.
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let sql = format!(

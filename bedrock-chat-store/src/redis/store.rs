@@ -139,10 +139,8 @@ impl HistoryStore for RedisHistoryStore {
         user: &UserId,
         options: ListOptions,
     ) -> Result<Page<Conversation>, StoreError> {
-        options.validate()?;
-        let start = match &options.cursor {
-            Some(cursor) => {
-                let (created_at, id) = cursor.conversation_position()?;
+        let start = match options.conversations_before()? {
+            Some((created_at, id)) => {
                 format!("({}", list_member(created_at.timestamp_micros(), id))
             }
             None => String::from("+"),
@@ -326,13 +324,7 @@ impl HistoryStore for RedisHistoryStore {
         chat_id: ChatId,
         options: ListOptions,
     ) -> Result<Page<Message>, StoreError> {
-        options.validate()?;
-        let after = options
-            .cursor
-            .as_ref()
-            .map(Cursor::seq_position)
-            .transpose()?
-            .unwrap_or(0);
+        let after = options.messages_after()?;
         let reply = self
             .run(
                 &self.scripts.messages,

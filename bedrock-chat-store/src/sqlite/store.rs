@@ -136,12 +136,7 @@ impl HistoryStore for SqliteHistoryStore {
         user: &UserId,
         options: ListOptions,
     ) -> Result<Page<Conversation>, StoreError> {
-        options.validate()?;
-        let after = options
-            .cursor
-            .as_ref()
-            .map(Cursor::conversation_position)
-            .transpose()?;
+        let after = options.conversations_before()?;
         let rows = match after {
             Some((created_at, id)) => {
                 let sql = format!(
@@ -374,13 +369,7 @@ impl HistoryStore for SqliteHistoryStore {
         chat_id: ChatId,
         options: ListOptions,
     ) -> Result<Page<Message>, StoreError> {
-        options.validate()?;
-        let after = options
-            .cursor
-            .as_ref()
-            .map(Cursor::seq_position)
-            .transpose()?
-            .unwrap_or(0);
+        let after = options.messages_after()?;
         // A cursor past what SQLite can hold has nothing after it.
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let sql = format!(
