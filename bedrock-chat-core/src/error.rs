@@ -50,68 +50,235 @@ impl fmt::Display for Resource {
 }
 
 /// A [`ChatModel`](crate::ChatModel) call failed.
+///
+/// Each variant says what kind of failure it was, in words (`message`) and, when a driver
+/// reported it, as the driver's own error (`source`, also returned by
+/// [`Error::source`](std::error::Error::source)), so that the SDK's error chain (request id,
+/// HTTP response, I/O error) reaches logs. Build one with the constructor named after the
+/// variant, adding the cause with [`with_source`](Self::with_source):
+///
+/// ```
+/// use std::time::Duration;
+/// use bedrock_chat_core::ModelError;
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+/// let error = ModelError::unavailable("the connection broke").with_source(io);
+/// assert!(error.is_retryable());
+/// assert_eq!(error.message(), "the connection broke");
+/// assert!(std::error::Error::source(&error).is_some());
+///
+/// let throttled = ModelError::throttled("slow down", Some(Duration::from_secs(2)));
+/// assert_eq!(throttled.retry_after(), Some(Duration::from_secs(2)));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModelError {
     /// The model refused for load: too many requests or tokens, or the model is not ready.
     #[error("the model is throttling requests: {message}")]
+    #[non_exhaustive]
     Throttled {
         /// The service's message.
         message: String,
         /// How long to wait, when the service said.
         retry_after: Option<Duration>,
+        /// The driver's error, when there was one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The service could not be reached or failed on its side (5xx, connection errors).
     #[error("the model service is unavailable: {message}")]
+    #[non_exhaustive]
     Unavailable {
         /// What failed.
         message: String,
+        /// The driver's error, when there was one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The call or the model took too long.
     #[error("the model call timed out: {message}")]
+    #[non_exhaustive]
     Timeout {
         /// What timed out.
         message: String,
+        /// The driver's error, when there was one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The service rejected the request as malformed (validation).
     #[error("the model rejected the request: {message}")]
+    #[non_exhaustive]
     InvalidRequest {
         /// The service's message.
         message: String,
+        /// The driver's error, when there was one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The input does not fit in the model's context window.
     #[error("the input is too long for the model: {message}")]
+    #[non_exhaustive]
     ContextOverflow {
         /// The service's message.
         message: String,
+        /// The driver's error, when there was one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The credentials may not use this model.
     #[error("access to the model was denied: {message}")]
+    #[non_exhaustive]
     AccessDenied {
         /// The service's message.
         message: String,
+        /// The driver's error, when there was one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// No such model, or not available in this region or account.
     #[error("model not found: {message}")]
+    #[non_exhaustive]
     ModelNotFound {
         /// The service's message.
         message: String,
+        /// The driver's error, when there was one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The model itself failed while answering, including a stream that broke off.
     #[error("the model failed: {message}")]
+    #[non_exhaustive]
     ModelFailure {
         /// What failed.
         message: String,
+        /// The driver's error, when there was one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// Structured output was asked for and the model's output does not fit the schema.
     #[error("the model's output does not match the schema: {message}")]
+    #[non_exhaustive]
     SchemaViolation {
         /// What does not match.
         message: String,
+        /// The parser's error, when there was one.
+        #[source]
+        source: Option<BoxError>,
     },
 }
 
 impl ModelError {
+    /// [`ModelError::Throttled`], with the wait the service asked for when it said.
+    pub fn throttled(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        Self::Throttled {
+            message: message.into(),
+            retry_after,
+            source: None,
+        }
+    }
+
+    /// [`ModelError::Unavailable`].
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`ModelError::Timeout`].
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::Timeout {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`ModelError::InvalidRequest`].
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`ModelError::ContextOverflow`].
+    pub fn context_overflow(message: impl Into<String>) -> Self {
+        Self::ContextOverflow {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`ModelError::AccessDenied`].
+    pub fn access_denied(message: impl Into<String>) -> Self {
+        Self::AccessDenied {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`ModelError::ModelNotFound`].
+    pub fn model_not_found(message: impl Into<String>) -> Self {
+        Self::ModelNotFound {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`ModelError::ModelFailure`].
+    pub fn model_failure(message: impl Into<String>) -> Self {
+        Self::ModelFailure {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`ModelError::SchemaViolation`].
+    pub fn schema_violation(message: impl Into<String>) -> Self {
+        Self::SchemaViolation {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error, caused by `source` (the driver's error, kept for logs and
+    /// [`Error::source`](std::error::Error::source)). Replaces a source set before.
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        *self.source_slot() = Some(source.into());
+        self
+    }
+
+    fn source_slot(&mut self) -> &mut Option<BoxError> {
+        match self {
+            Self::Throttled { source, .. }
+            | Self::Unavailable { source, .. }
+            | Self::Timeout { source, .. }
+            | Self::InvalidRequest { source, .. }
+            | Self::ContextOverflow { source, .. }
+            | Self::AccessDenied { source, .. }
+            | Self::ModelNotFound { source, .. }
+            | Self::ModelFailure { source, .. }
+            | Self::SchemaViolation { source, .. } => source,
+        }
+    }
+
+    /// What went wrong, in words (the service's message, or what failed), without the
+    /// prefix naming the kind that [`Display`](fmt::Display) adds.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Throttled { message, .. }
+            | Self::Unavailable { message, .. }
+            | Self::Timeout { message, .. }
+            | Self::InvalidRequest { message, .. }
+            | Self::ContextOverflow { message, .. }
+            | Self::AccessDenied { message, .. }
+            | Self::ModelNotFound { message, .. }
+            | Self::ModelFailure { message, .. }
+            | Self::SchemaViolation { message, .. } => message,
+        }
+    }
+
     /// Whether the same call may succeed later.
     pub fn is_retryable(&self) -> bool {
         matches!(
@@ -209,7 +376,11 @@ impl StoreError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RateLimitError {
-    /// The request costs more than the whole limit, so it can never be allowed.
+    /// The request costs more than the whole limit, so it can never be allowed: not
+    /// retryable, and no retry-after. Its status is 413 (Content Too Large) rather than
+    /// 429: waiting does not help, only a smaller request (fewer units or tokens) does,
+    /// which is what 413 without `Retry-After` tells a client (RFC 9110, 15.5.14); 400
+    /// would say the request is malformed, and it is not.
     #[error("a cost of {cost} exceeds the limit of {limit}")]
     InsufficientCapacity {
         /// What was asked for.
@@ -249,7 +420,7 @@ impl RateLimitError {
     /// The HTTP status an API should answer with.
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::InsufficientCapacity { .. } => 429,
+            Self::InsufficientCapacity { .. } => 413,
             Self::InvalidInput(_) => 400,
             Self::Unavailable { .. } => 503,
             Self::Backend { .. } => 500,
@@ -330,15 +501,10 @@ mod tests {
 
     #[test]
     fn statuses_follow_the_spec_table() {
-        let throttled = ModelError::Throttled {
-            message: "slow down".into(),
-            retry_after: Some(Duration::from_secs(2)),
-        };
+        let throttled = ModelError::throttled("slow down", Some(Duration::from_secs(2)));
         assert!(throttled.is_retryable());
         assert_eq!(ChatError::from(throttled).http_status(), 503);
-        let failed = ModelError::ModelFailure {
-            message: "boom".into(),
-        };
+        let failed = ModelError::model_failure("boom");
         assert!(!failed.is_retryable());
         assert_eq!(ChatError::from(failed).http_status(), 502);
         let missing = ChatError::from(StoreError::not_found(Resource::Conversation));

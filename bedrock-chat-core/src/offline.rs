@@ -83,13 +83,13 @@ impl OfflineChatModel {
             .messages
             .last()
             .filter(|m| m.role == Role::User)
-            .ok_or_else(|| ModelError::InvalidRequest {
-                message: "the conversation must end with a user message".into(),
+            .ok_or_else(|| {
+                ModelError::invalid_request("the conversation must end with a user message")
             })?;
         if request.messages.first().map(|m| m.role) != Some(Role::User) {
-            return Err(ModelError::InvalidRequest {
-                message: "the conversation must start with a user message".into(),
-            });
+            return Err(ModelError::invalid_request(
+                "the conversation must start with a user message",
+            ));
         }
         Ok(&last.content)
     }

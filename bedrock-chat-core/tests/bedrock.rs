@@ -331,7 +331,7 @@ async fn requests_bedrock_refuses_map_to_their_kinds_without_retries() {
     let unknown = fake.chat_model(config("acme.no-such-model-v1:0"));
     let error = unknown.converse(ask("hi")).await.unwrap_err();
     assert!(
-        matches!(&error, ModelError::InvalidRequest { message } if message.contains("model identifier is invalid")),
+        matches!(&error, ModelError::InvalidRequest { message, .. } if message.contains("model identifier is invalid")),
         "{error:?}"
     );
     let denied = fake.chat_model(config("amazon.nova-pro-v1:0"));
@@ -346,7 +346,7 @@ async fn requests_bedrock_refuses_map_to_their_kinds_without_retries() {
     too_many.inference.max_tokens = Some(5000);
     let error = model.converse(too_many).await.unwrap_err();
     assert!(
-        matches!(&error, ModelError::InvalidRequest { message } if message.contains("model limit of 4096")),
+        matches!(&error, ModelError::InvalidRequest { message, .. } if message.contains("model limit of 4096")),
         "{error:?}"
     );
     let error = model.converse(ask(&"long ".repeat(60))).await.unwrap_err();
@@ -363,7 +363,7 @@ async fn requests_bedrock_refuses_map_to_their_kinds_without_retries() {
     };
     let error = model.converse_stream(backwards).await.err().unwrap();
     assert!(
-        matches!(&error, ModelError::InvalidRequest { message } if message.contains("start with a user message")),
+        matches!(&error, ModelError::InvalidRequest { message, .. } if message.contains("start with a user message")),
         "{error:?}"
     );
     assert_eq!(fake.request_count(), 5, "refusals are not retried");
@@ -438,7 +438,7 @@ async fn a_mid_stream_exception_reaches_the_caller_after_the_deltas_before_it() 
         ]
     );
     assert!(
-        matches!(&error, Some(ModelError::ModelFailure { message }) if message.contains("the model broke")),
+        matches!(&error, Some(ModelError::ModelFailure { message, .. }) if message.contains("the model broke")),
         "{error:?}"
     );
     assert_eq!(

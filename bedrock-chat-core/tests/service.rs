@@ -137,10 +137,10 @@ async fn a_failed_model_call_stores_nothing_and_a_retry_succeeds() {
     let counter = Arc::clone(&calls);
     model.expect_converse().times(2).returning(move |_| {
         if counter.fetch_add(1, Ordering::SeqCst) == 0 {
-            Err(ModelError::Throttled {
-                message: "Too many requests".into(),
-                retry_after: Some(Duration::from_secs(3)),
-            })
+            Err(ModelError::throttled(
+                "Too many requests",
+                Some(Duration::from_secs(3)),
+            ))
         } else {
             Ok(ModelResponse {
                 text: "second time lucky".into(),
@@ -223,9 +223,7 @@ async fn a_stream_that_fails_midway_reports_it_and_stores_nothing() {
         Ok(events(vec![
             Ok(ModelEvent::TextDelta("half an ".into())),
             Ok(ModelEvent::TextDelta("answer".into())),
-            Err(ModelError::ModelFailure {
-                message: "modelStreamErrorException".into(),
-            }),
+            Err(ModelError::model_failure("modelStreamErrorException")),
         ]))
     });
     let service = ChatService::builder(Arc::new(model), Arc::new(store.clone())).build();
@@ -305,11 +303,9 @@ async fn a_stalled_stream_times_out_and_stores_nothing() {
 #[tokio::test]
 async fn a_model_refusing_before_the_stream_starts_is_an_error_not_a_stream() {
     let mut model = mock_model();
-    model.expect_converse_stream().returning(|_| {
-        Err(ModelError::AccessDenied {
-            message: "no access".into(),
-        })
-    });
+    model
+        .expect_converse_stream()
+        .returning(|_| Err(ModelError::access_denied("no access")));
     let service =
         ChatService::builder(Arc::new(model), Arc::new(InMemoryHistoryStore::new())).build();
     let err = service

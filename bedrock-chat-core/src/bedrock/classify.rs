@@ -87,17 +87,14 @@ fn is_context_overflow(message: &str) -> bool {
 
 fn error_of(kind: Kind, message: String, retry_after: Option<Duration>) -> ModelError {
     match kind {
-        Kind::Throttled => ModelError::Throttled {
-            message,
-            retry_after,
-        },
-        Kind::Unavailable => ModelError::Unavailable { message },
-        Kind::Timeout => ModelError::Timeout { message },
-        Kind::Invalid if is_context_overflow(&message) => ModelError::ContextOverflow { message },
-        Kind::Invalid => ModelError::InvalidRequest { message },
-        Kind::AccessDenied => ModelError::AccessDenied { message },
-        Kind::NotFound => ModelError::ModelNotFound { message },
-        Kind::ModelFailure => ModelError::ModelFailure { message },
+        Kind::Throttled => ModelError::throttled(message, retry_after),
+        Kind::Unavailable => ModelError::unavailable(message),
+        Kind::Timeout => ModelError::timeout(message),
+        Kind::Invalid if is_context_overflow(&message) => ModelError::context_overflow(message),
+        Kind::Invalid => ModelError::invalid_request(message),
+        Kind::AccessDenied => ModelError::access_denied(message),
+        Kind::NotFound => ModelError::model_not_found(message),
+        Kind::ModelFailure => ModelError::model_failure(message),
     }
 }
 
@@ -169,55 +166,53 @@ fn retry_after(response: &HttpResponse) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
-/// A failed Converse or ConverseStream call (the request, not the stream after it).
-pub(crate) fn classify_call<E>(err: &SdkError<E, HttpResponse>) -> ModelError
+/// A failed Converse or ConverseStream call (the request, not the stream after it). The
+/// SDK error becomes the source, so its chain (request id, HTTP response, I/O error) is kept.
+pub(crate) fn classify_call<E>(err: SdkError<E, HttpResponse>) -> ModelError
 where
-    E: ErrorCode + ProvideErrorMetadata + StdError + 'static,
+    E: ErrorCode + ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
-    match err {
+    let error = match &err {
         SdkError::ServiceError(service) => {
             let raw = service.raw();
             let retry_after = retry_after(raw);
             service_error(service.err(), Some(raw.status().as_u16()), retry_after)
         }
-        SdkError::TimeoutError(_) => ModelError::Timeout {
-            message: DisplayErrorContext(err).to_string(),
-        },
-        SdkError::DispatchFailure(failure) if failure.is_timeout() => ModelError::Timeout {
-            message: DisplayErrorContext(err).to_string(),
-        },
-        SdkError::DispatchFailure(failure) if failure.is_user() => ModelError::InvalidRequest {
-            message: DisplayErrorContext(err).to_string(),
-        },
-        SdkError::ConstructionFailure(_) => ModelError::InvalidRequest {
-            message: DisplayErrorContext(err).to_string(),
-        },
+        SdkError::TimeoutError(_) => ModelError::timeout(DisplayErrorContext(&err).to_string()),
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+            ModelError::timeout(DisplayErrorContext(&err).to_string())
+        }
+        SdkError::DispatchFailure(failure) if failure.is_user() => {
+            ModelError::invalid_request(DisplayErrorContext(&err).to_string())
+        }
+        SdkError::ConstructionFailure(_) => {
+            ModelError::invalid_request(DisplayErrorContext(&err).to_string())
+        }
         // Connection failures and responses that were cut off or garbled: the service or the
         // path to it is at fault, and another attempt may get through.
-        _ => ModelError::Unavailable {
-            message: DisplayErrorContext(err).to_string(),
-        },
-    }
+        _ => ModelError::unavailable(DisplayErrorContext(&err).to_string()),
+    };
+    error.with_source(err)
 }
 
-/// A failure while reading a stream that had started.
-pub(crate) fn classify_stream(err: &SdkError<ConverseStreamOutputError, RawMessage>) -> ModelError {
-    match err {
+/// A failure while reading a stream that had started, with the SDK error as its source.
+pub(crate) fn classify_stream(err: SdkError<ConverseStreamOutputError, RawMessage>) -> ModelError {
+    let error = match &err {
         SdkError::ServiceError(service) => service_error(service.err(), None, None),
-        SdkError::TimeoutError(_) => ModelError::Timeout {
-            message: DisplayErrorContext(err).to_string(),
-        },
-        SdkError::DispatchFailure(failure) if failure.is_timeout() => ModelError::Timeout {
-            message: DisplayErrorContext(err).to_string(),
-        },
-        SdkError::DispatchFailure(_) => ModelError::Unavailable {
-            message: DisplayErrorContext(err).to_string(),
-        },
+        SdkError::TimeoutError(_) => ModelError::timeout(DisplayErrorContext(&err).to_string()),
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+            ModelError::timeout(DisplayErrorContext(&err).to_string())
+        }
+        SdkError::DispatchFailure(_) => {
+            ModelError::unavailable(DisplayErrorContext(&err).to_string())
+        }
         // A frame that does not decode: the stream broke off.
-        _ => ModelError::ModelFailure {
-            message: format!("the reply stream broke off: {}", DisplayErrorContext(err)),
-        },
-    }
+        _ => ModelError::model_failure(format!(
+            "the reply stream broke off: {}",
+            DisplayErrorContext(&err)
+        )),
+    };
+    error.with_source(err)
 }
 
 /// Makes the SDK retry the codes our table calls retryable that its own classifiers do not

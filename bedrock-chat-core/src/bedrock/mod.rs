@@ -192,7 +192,7 @@ impl ChatModel for BedrockChatModel {
             .set_guardrail_config(guardrail)
             .send()
             .await
-            .map_err(|e| classify_call(&e))?;
+            .map_err(classify_call)?;
         response::into_response(result, parts.output_schema.as_ref(), started.elapsed())
     }
 

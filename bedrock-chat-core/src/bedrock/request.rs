@@ -29,9 +29,7 @@ pub(crate) struct ConverseParts {
 }
 
 fn invalid(what: &str, error: BuildError) -> ModelError {
-    ModelError::InvalidRequest {
-        message: format!("could not build the {what}: {error}"),
-    }
+    ModelError::invalid_request(format!("could not build the {what}: {error}")).with_source(error)
 }
 
 impl ConverseParts {

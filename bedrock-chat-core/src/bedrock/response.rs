@@ -48,12 +48,10 @@ pub(crate) fn into_response(
     let message = match result.output {
         Some(ConverseOutput::Message(message)) => message,
         _ => {
-            return Err(ModelError::ModelFailure {
-                message: format!(
-                    "the reply holds no message (stop reason {})",
-                    stop_reason.as_str()
-                ),
-            })
+            return Err(ModelError::model_failure(format!(
+                "the reply holds no message (stop reason {})",
+                stop_reason.as_str()
+            )))
         }
     };
     let (text, structured) = match schema {
@@ -77,18 +75,19 @@ pub(crate) fn into_response(
                     ContentBlock::ToolUse(tool) if tool.name == schema.name => Some(&tool.input),
                     _ => None,
                 })
-                .ok_or_else(|| ModelError::SchemaViolation {
-                    message: format!(
+                .ok_or_else(|| {
+                    ModelError::schema_violation(format!(
                         "the model did not call the `{}` tool (stop reason {})",
                         schema.name,
                         stop_reason.as_str()
-                    ),
+                    ))
                 })?;
             let value = to_json(input);
             if !value.is_object() {
-                return Err(ModelError::SchemaViolation {
-                    message: format!("the `{}` tool input is not a JSON object", schema.name),
-                });
+                return Err(ModelError::schema_violation(format!(
+                    "the `{}` tool input is not a JSON object",
+                    schema.name
+                )));
             }
             (value.to_string(), Some(value))
         }

@@ -35,7 +35,7 @@ pub(crate) async fn open(shared: &Shared, parts: &ConverseParts) -> Result<Recei
         .set_guardrail_config(parts.stream_guardrail())
         .send()
         .await
-        .map_err(|e| classify_call(&e))?;
+        .map_err(classify_call)?;
     Ok(output.stream)
 }
 
@@ -93,13 +93,15 @@ impl State {
                     None => continue,
                 },
                 Ok(Ok(None)) if self.stopped => return None,
-                Ok(Ok(None)) => ModelError::ModelFailure {
-                    message: "the reply stream ended before the model finished".into(),
-                },
-                Ok(Err(e)) => classify_stream(&e),
-                Err(_) => ModelError::Timeout {
-                    message: format!("the model sent nothing for {} ms", idle.as_millis()),
-                },
+                Ok(Ok(None)) => {
+                    ModelError::model_failure("the reply stream ended before the model finished")
+                }
+                Ok(Err(e)) => classify_stream(e),
+                Err(elapsed) => ModelError::timeout(format!(
+                    "the model sent nothing for {} ms",
+                    idle.as_millis()
+                ))
+                .with_source(elapsed),
             };
             match self.reopen_or_give_back(error).await {
                 Ok(()) => continue,

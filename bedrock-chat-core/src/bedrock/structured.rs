@@ -66,12 +66,15 @@ impl BedrockChatModel {
         request.output_schema = Some(schema);
         let response = self.converse(request).await?;
         let Some(json) = response.structured.clone() else {
-            return Err(ModelError::SchemaViolation {
-                message: format!("the model returned no `{name}` output"),
-            });
+            return Err(ModelError::schema_violation(format!(
+                "the model returned no `{name}` output"
+            )));
         };
-        let value = serde_json::from_value(json).map_err(|e| ModelError::SchemaViolation {
-            message: format!("the `{name}` output does not fit the expected type: {e}"),
+        let value = serde_json::from_value(json).map_err(|e| {
+            ModelError::schema_violation(format!(
+                "the `{name}` output does not fit the expected type: {e}"
+            ))
+            .with_source(e)
         })?;
         Ok(StructuredReply { value, response })
     }

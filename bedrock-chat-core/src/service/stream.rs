@@ -82,10 +82,7 @@ impl ChatStream {
                 StreamEvent::Started { .. } | StreamEvent::Delta(_) => {}
             }
         }
-        Err(ModelError::ModelFailure {
-            message: "the generation task ended without a result".into(),
-        }
-        .into())
+        Err(ModelError::model_failure("the generation task ended without a result").into())
     }
 }
 
@@ -153,8 +150,9 @@ async fn generate(
         loop {
             let next = tokio::time::timeout(idle, model_stream.next())
                 .await
-                .map_err(|_| ModelError::Timeout {
-                    message: format!("the model sent nothing for {}s", idle.as_secs()),
+                .map_err(|elapsed| {
+                    ModelError::timeout(format!("the model sent nothing for {}s", idle.as_secs()))
+                        .with_source(elapsed)
                 })?;
             match next {
                 None => return Ok(()),
@@ -174,9 +172,8 @@ async fn generate(
         (Ok(()), Some(reason)) => reason,
         (Err(error), _) => return Err(failed(inner, &prepared, &text, started_at, error)),
         (Ok(()), None) => {
-            let error = ModelError::ModelFailure {
-                message: "the reply stream ended before the model finished".into(),
-            };
+            let error =
+                ModelError::model_failure("the reply stream ended before the model finished");
             return Err(failed(inner, &prepared, &text, started_at, error));
         }
     };

@@ -107,11 +107,10 @@ async fn model_failure_writes_nothing() {
     model
         .expect_model_id()
         .return_const("mock-model".to_owned());
-    model.expect_converse().times(1).returning(|_| {
-        Err(ModelError::Unavailable {
-            message: "503".into(),
-        })
-    });
+    model
+        .expect_converse()
+        .times(1)
+        .returning(|_| Err(ModelError::unavailable("503")));
     let mut store = MockHistoryStore::new();
     store.expect_append().never();
     let err = service(model, store, None, None)
@@ -411,11 +410,10 @@ async fn bad_messages_are_refused_before_anything_is_called() {
     // Ten characters of emoji are within a ten-character limit.
     let mut model = MockChatModel::new();
     model.expect_model_id().return_const("m".to_owned());
-    model.expect_converse().times(1).returning(|_| {
-        Err(ModelError::Timeout {
-            message: "t".into(),
-        })
-    });
+    model
+        .expect_converse()
+        .times(1)
+        .returning(|_| Err(ModelError::timeout("t")));
     let service = ChatService::builder(Arc::new(model), Arc::new(MockHistoryStore::new()))
         .policy(ChatPolicy::default().with_max_message_chars(10))
         .build();
