@@ -198,7 +198,7 @@ async fn postgres_at_scale(url: &str, store: &PostgresHistoryStore) {
     let mut cursor = first.next_cursor.clone();
     for _ in 0..24 {
         let page = store
-            .list_conversations(&many, ListOptions { limit: 200, cursor })
+            .list_conversations(&many, ListOptions::first(200).with_cursor(cursor))
             .await
             .expect("page");
         cursor = page.next_cursor;
@@ -207,7 +207,7 @@ async fn postgres_at_scale(url: &str, store: &PostgresHistoryStore) {
         let (many, cursor) = (many.clone(), cursor.clone());
         async move {
             let page = store
-                .list_conversations(&many, ListOptions { limit: 20, cursor })
+                .list_conversations(&many, ListOptions::first(20).with_cursor(cursor))
                 .await
                 .expect("list");
             assert_eq!(page.items.len(), 20);

@@ -346,6 +346,15 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
+    /// The backend does not implement this operation (a provided trait method it did not
+    /// override); retrying will not help.
+    #[error("the {backend} history store does not support {operation}")]
+    Unsupported {
+        /// Which backend.
+        backend: &'static str,
+        /// The trait method (`record_usage`, `daily_usage`, ...).
+        operation: &'static str,
+    },
 }
 
 impl StoreError {
@@ -367,6 +376,7 @@ impl StoreError {
             Self::InvalidInput(_) => 400,
             Self::Unavailable { .. } => 503,
             Self::Backend { .. } => 500,
+            Self::Unsupported { .. } => 501,
         }
     }
 }

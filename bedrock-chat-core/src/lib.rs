@@ -33,12 +33,15 @@ pub use offline::OfflineChatModel;
 pub use service::{
     ChatPolicy, ChatReply, ChatService, ChatServiceBuilder, ChatStream, SendRequest, StreamEvent,
 };
-pub use store::{AppendRequest, AppendTarget, Appended, Cursor, HistoryStore, ListOptions, Page};
+pub use store::{
+    AppendRequest, AppendTarget, Appended, Cursor, HistoryStore, ListOptions, MessageOrder,
+    MessageRange, Page,
+};
 #[cfg(feature = "testkit")]
 pub use testkit::FakeBedrock;
 pub use types::{
-    Conversation, ConversationUpdate, Message, MessageUpdate, Metadata, NewConversation,
-    NewMessage, Role, Timestamp, Usage, UsageTotals,
+    Conversation, ConversationUpdate, DailyUsage, Message, MessageUpdate, Metadata,
+    NewConversation, NewMessage, Role, Timestamp, Usage, UsageTotals,
 };
 
 #[cfg(any(test, feature = "mock"))]

@@ -3,55 +3,119 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use chrono::{TimeZone, Utc};
+use chrono::{NaiveDate, TimeZone, Utc};
 
 use crate::error::{InvalidInput, StoreError};
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::types::{
-    Conversation, ConversationUpdate, Message, MessageUpdate, NewConversation, NewMessage,
-    Timestamp, UsageTotals,
+    Conversation, ConversationUpdate, DailyUsage, Message, MessageUpdate, NewConversation,
+    NewMessage, Timestamp, Usage, UsageTotals,
 };
 
 /// The largest page a list call returns.
 pub const MAX_PAGE_LIMIT: u32 = 1000;
 
-/// How many items a list call returns, and where it starts.
+/// The longest range of days [`HistoryStore::daily_usage`] answers for, both ends counted.
+pub const MAX_USAGE_DAYS: i64 = 366;
+
+/// The order of a message listing. Conversation listings ignore it: they are always newest
+/// first, by last activity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MessageOrder {
+    /// Ascending sequence numbers: read a conversation from the start, paging forwards
+    /// with [`Cursor::after_seq`].
+    #[default]
+    OldestFirst,
+    /// Descending sequence numbers: load the latest page, then scroll up with
+    /// [`Cursor::before_seq`].
+    NewestFirst,
+}
+
+/// The part of a conversation a message listing reads, decoded from [`ListOptions`] by
+/// [`ListOptions::message_range`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageRange {
+    /// Oldest first, the messages with a sequence number above this one (0: from the start).
+    After(u64),
+    /// Newest first, the messages with a sequence number below this one (`None`: from the
+    /// newest).
+    Before(Option<u64>),
+}
+
+/// How many items a list call returns, where it starts, and (for messages) in which order.
+///
+/// ```
+/// use bedrock_chat_core::store::{ListOptions, MessageRange};
+/// use bedrock_chat_core::Cursor;
+///
+/// // A chat app: the latest 50 messages, then the 50 before the oldest one shown.
+/// assert_eq!(ListOptions::latest(50).message_range()?, MessageRange::Before(None));
+/// let older = ListOptions::before(50, Cursor::before_seq(51));
+/// assert_eq!(older.message_range()?, MessageRange::Before(Some(51)));
+/// // Reading from the start.
+/// assert_eq!(ListOptions::first(50).message_range()?, MessageRange::After(0));
+/// # Ok::<(), bedrock_chat_core::InvalidInput>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListOptions {
     /// At most this many items, 1 to [`MAX_PAGE_LIMIT`].
     pub limit: u32,
     /// Where the previous page ended; `None` for the first page.
     pub cursor: Option<Cursor>,
+    /// The order of a message listing; conversation listings ignore it.
+    pub order: MessageOrder,
 }
 
 impl Default for ListOptions {
     fn default() -> Self {
-        Self {
-            limit: 20,
-            cursor: None,
-        }
+        Self::first(20)
     }
 }
 
 impl ListOptions {
-    /// The first page of `limit` items.
+    /// The first page of `limit` items (messages oldest first).
     pub fn first(limit: u32) -> Self {
         Self {
             limit,
             cursor: None,
+            order: MessageOrder::OldestFirst,
         }
     }
 
-    /// The page after `cursor`.
+    /// The page after `cursor`: a cursor from a conversation listing, or from an
+    /// oldest-first message listing.
     pub fn after(limit: u32, cursor: Cursor) -> Self {
-        Self {
-            limit,
-            cursor: Some(cursor),
-        }
+        Self::first(limit).with_cursor(Some(cursor))
+    }
+
+    /// The first page of messages newest first: the latest `limit` messages.
+    pub fn latest(limit: u32) -> Self {
+        Self::first(limit).with_order(MessageOrder::NewestFirst)
+    }
+
+    /// The page of messages, newest first, before `cursor` (a newest-first listing's
+    /// [`Page::next_cursor`]).
+    pub fn before(limit: u32, cursor: Cursor) -> Self {
+        Self::latest(limit).with_cursor(Some(cursor))
+    }
+
+    /// The same options with the message order `order`.
+    pub fn with_order(mut self, order: MessageOrder) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// The same options starting at `cursor` (`None`: the first page); for paging loops
+    /// that keep the order and limit.
+    pub fn with_cursor(mut self, cursor: Option<Cursor>) -> Self {
+        self.cursor = cursor;
+        self
     }
 
     /// Checks the limit, then decodes the cursor of a conversation listing: the
-    /// `(created_at, id)` the page starts before, `None` for the first page.
+    /// `(updated_at, id)` the page starts before, `None` for the first page.
     ///
     /// # Errors
     /// [`InvalidInput`] for a bad limit or a cursor that is not a conversation cursor.
@@ -63,19 +127,22 @@ impl ListOptions {
             .transpose()
     }
 
-    /// Checks the limit, then decodes the cursor of a message listing: the sequence
-    /// number the page starts after, 0 for the first page.
+    /// Checks the limit, then decodes the cursor of a message listing for its order.
     ///
     /// # Errors
-    /// [`InvalidInput`] for a bad limit or a cursor that is not a message cursor.
-    pub fn messages_after(&self) -> Result<u64, InvalidInput> {
+    /// [`InvalidInput`] for a bad limit, or a cursor that is not a message cursor of this
+    /// order (an after-cursor in a newest-first listing, or the reverse).
+    pub fn message_range(&self) -> Result<MessageRange, InvalidInput> {
         self.validate()?;
-        Ok(self
-            .cursor
-            .as_ref()
-            .map(Cursor::seq_position)
-            .transpose()?
-            .unwrap_or(0))
+        let cursor = self.cursor.as_ref();
+        match self.order {
+            MessageOrder::OldestFirst => Ok(MessageRange::After(
+                cursor.map(Cursor::seq_position).transpose()?.unwrap_or(0),
+            )),
+            MessageOrder::NewestFirst => Ok(MessageRange::Before(
+                cursor.map(Cursor::before_seq_position).transpose()?,
+            )),
+        }
     }
 
     /// Checks the limit; backends call this first.
@@ -91,6 +158,33 @@ impl ListOptions {
         }
         Ok(())
     }
+}
+
+/// Checks the day range of [`HistoryStore::daily_usage`]: `from` not after `to`, and at
+/// most [`MAX_USAGE_DAYS`] days, both ends counted.
+///
+/// ```
+/// use bedrock_chat_core::store::check_usage_days;
+/// use chrono::NaiveDate;
+///
+/// let day = |m, d| NaiveDate::from_ymd_opt(2024, m, d).unwrap_or_default();
+/// assert!(check_usage_days(day(1, 1), day(12, 31)).is_ok()); // 366 days
+/// assert!(check_usage_days(day(3, 2), day(3, 1)).is_err());
+/// ```
+///
+/// # Errors
+/// [`InvalidInput`] on `from` or `to` otherwise.
+pub fn check_usage_days(from: NaiveDate, to: NaiveDate) -> Result<(), InvalidInput> {
+    if from > to {
+        return Err(InvalidInput::new("from", "must not be after `to`"));
+    }
+    if (to - from).num_days() >= MAX_USAGE_DAYS {
+        return Err(InvalidInput::new(
+            "to",
+            format!("must be within {MAX_USAGE_DAYS} days of `from`"),
+        ));
+    }
+    Ok(())
 }
 
 /// One page of a listing.
@@ -146,16 +240,17 @@ impl Cursor {
         &self.0
     }
 
-    /// The position just after `conversation` in a newest-first listing.
+    /// The position just after `conversation` in a listing by last activity, newest
+    /// first: its `(updated_at, id)`.
     pub fn after_conversation(conversation: &Conversation) -> Self {
         Self(format!(
             "c1.{}.{}",
-            conversation.created_at.timestamp_micros(),
+            conversation.updated_at.timestamp_micros(),
             conversation.id
         ))
     }
 
-    /// Decodes a conversation cursor into `(created_at, id)`.
+    /// Decodes a conversation cursor into `(updated_at, id)`.
     ///
     /// # Errors
     /// [`InvalidInput`] on `cursor` when it was not made by
@@ -183,7 +278,24 @@ impl Cursor {
         self.0
             .strip_prefix("m1.")
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| InvalidInput::new("cursor", "is not a message cursor"))
+            .ok_or_else(|| InvalidInput::new("cursor", "is not an oldest-first message cursor"))
+    }
+
+    /// The position just before the message with sequence number `seq`, in a
+    /// newest-first message listing.
+    pub fn before_seq(seq: u64) -> Self {
+        Self(format!("b1.{seq}"))
+    }
+
+    /// Decodes a newest-first message cursor into the sequence number it precedes.
+    ///
+    /// # Errors
+    /// [`InvalidInput`] on `cursor` when it was not made by [`before_seq`](Self::before_seq).
+    pub fn before_seq_position(&self) -> Result<u64, InvalidInput> {
+        self.0
+            .strip_prefix("b1.")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| InvalidInput::new("cursor", "is not a newest-first message cursor"))
     }
 }
 
@@ -266,7 +378,13 @@ pub struct Appended {
 /// Conversations and their messages, kept per user.
 ///
 /// Every method takes the acting [`UserId`]: a conversation or message that belongs to
-/// someone else is [`StoreError::NotFound`], exactly as one that does not exist.
+/// someone else is [`StoreError::NotFound`], exactly as one that does not exist. Message
+/// ids are scoped per user too: two users may each store a message with the same
+/// [`MessageId`], and neither ever sees or conflicts with the other's.
+///
+/// Token usage is kept apart from the history, as a ledger per user and UTC day
+/// ([`record_usage`](Self::record_usage)), so deleting conversations or messages never
+/// changes what [`usage`](Self::usage) reports as spent.
 ///
 /// Backends: [`InMemoryHistoryStore`](https://docs.rs/bedrock-chat-store) always, and
 /// SQLite, PostgreSQL, Redis and DynamoDB behind features of `bedrock-chat-store`. All
@@ -300,7 +418,9 @@ pub trait HistoryStore: Send + Sync + 'static {
     async fn get_conversation(&self, user: &UserId, id: ChatId)
         -> Result<Conversation, StoreError>;
 
-    /// The user's conversations, newest first (by creation).
+    /// The user's conversations by last activity, newest first: descending `updated_at`
+    /// (which appending a message moves forward), ties by descending id.
+    /// [`ListOptions::order`] does not apply.
     ///
     /// # Errors
     /// [`StoreError::InvalidInput`] for a bad limit or cursor.
@@ -329,10 +449,11 @@ pub trait HistoryStore: Send + Sync + 'static {
 
     /// Appends messages atomically, assigning the next sequence numbers.
     ///
-    /// Idempotent on message ids: when every id is stored already in this conversation,
-    /// nothing is written and the stored messages come back with
-    /// [`Appended::already_stored`]. When only some are, or an id is used elsewhere, it is
-    /// [`StoreError::Conflict`] and nothing is written.
+    /// Idempotent on message ids, per user: when every id is stored already in this
+    /// conversation, nothing is written and the stored messages come back with
+    /// [`Appended::already_stored`]. When only some are, or an id is used in another of
+    /// the user's conversations, it is [`StoreError::Conflict`] and nothing is written.
+    /// Another user's ids play no part. Moves the conversation's `updated_at` forward.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an [`AppendTarget::Existing`] conversation the user
@@ -350,11 +471,15 @@ pub trait HistoryStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
 
-    /// A conversation's messages, oldest first.
+    /// A page of a conversation's messages: oldest first (ascending `seq`, paging forwards
+    /// with [`Cursor::after_seq`]) or, with [`MessageOrder::NewestFirst`], newest first
+    /// (descending `seq`, paging back with [`Cursor::before_seq`]); see
+    /// [`ListOptions::message_range`].
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when the user has no such conversation;
-    /// [`StoreError::InvalidInput`] for a bad limit or cursor.
+    /// [`StoreError::InvalidInput`] for a bad limit, or a cursor that is not a message
+    /// cursor of the listing's order.
     async fn list_messages(
         &self,
         user: &UserId,
@@ -385,9 +510,50 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// [`StoreError::NotFound`] when the user has no such message.
     async fn delete_message(&self, user: &UserId, id: MessageId) -> Result<(), StoreError>;
 
-    /// The user's conversation and message counts and token usage.
+    /// The user's conversation and message counts, and their all-time token usage and
+    /// model calls from the usage ledger (zero when nothing was recorded).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the backend does not answer.
     async fn usage(&self, user: &UserId) -> Result<UsageTotals, StoreError>;
+
+    /// Records one model call that used `usage`: adds it, and one call, to the user's
+    /// bucket for `at`'s UTC day and to their all-time total, atomically. Deleting
+    /// history never changes what was recorded.
+    ///
+    /// # Errors
+    /// [`StoreError::Unsupported`] from backends without a usage ledger (the default);
+    /// [`StoreError::Unavailable`] when the backend does not answer.
+    async fn record_usage(
+        &self,
+        user: &UserId,
+        at: Timestamp,
+        usage: Usage,
+    ) -> Result<(), StoreError> {
+        let _ = (user, at, usage);
+        Err(StoreError::Unsupported {
+            backend: self.backend(),
+            operation: "record_usage",
+        })
+    }
+
+    /// The user's recorded usage per UTC day in `[from, to]`, oldest first; days without
+    /// a recorded call are left out.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] when `from` is after `to` or the range is longer than
+    /// [`MAX_USAGE_DAYS`] (see [`check_usage_days`]); [`StoreError::Unsupported`] from
+    /// backends without a usage ledger (the default).
+    async fn daily_usage(
+        &self,
+        user: &UserId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyUsage>, StoreError> {
+        let _ = (user, from, to);
+        Err(StoreError::Unsupported {
+            backend: self.backend(),
+            operation: "daily_usage",
+        })
+    }
 }

@@ -1,6 +1,6 @@
 //! The domain: conversations, messages, token usage.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ChatId, MessageId, UserId};
@@ -59,6 +59,21 @@ impl Usage {
             input_tokens,
             output_tokens,
             total_tokens: input_tokens.saturating_add(output_tokens),
+        }
+    }
+
+    /// The two added field by field, saturating at `u64::MAX`.
+    ///
+    /// ```
+    /// use bedrock_chat_core::Usage;
+    /// assert_eq!(Usage::new(1, 2).saturating_add(Usage::new(3, 4)), Usage::new(4, 6));
+    /// ```
+    #[must_use]
+    pub fn saturating_add(self, other: Self) -> Self {
+        Self {
+            input_tokens: self.input_tokens.saturating_add(other.input_tokens),
+            output_tokens: self.output_tokens.saturating_add(other.output_tokens),
+            total_tokens: self.total_tokens.saturating_add(other.total_tokens),
         }
     }
 }
@@ -241,13 +256,28 @@ pub struct MessageUpdate {
     pub metadata: Option<Metadata>,
 }
 
-/// A user's totals across all their conversations.
+/// A user's totals: what they hold now, and what they have spent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageTotals {
     /// Conversations the user has.
     pub conversations: u64,
     /// Messages in them.
     pub messages: u64,
-    /// Token usage summed over the replies.
+    /// All-time token usage from the usage ledger
+    /// ([`HistoryStore::record_usage`](crate::HistoryStore::record_usage)); deleting
+    /// history does not lower it.
     pub usage: Usage,
+    /// Model calls recorded in the ledger, all time.
+    pub calls: u64,
+}
+
+/// A user's recorded usage on one UTC day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyUsage {
+    /// The day, in UTC.
+    pub day: NaiveDate,
+    /// Tokens used that day.
+    pub usage: Usage,
+    /// Model calls recorded that day.
+    pub calls: u64,
 }

@@ -4,12 +4,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use bedrock_chat_core::store::{AppendRequest, AppendTarget, Appended, Cursor, ListOptions, Page};
-use bedrock_chat_core::{
-    ChatId, Clock, Conversation, ConversationUpdate, HistoryStore, Message, MessageId,
-    MessageUpdate, NewConversation, NewMessage, Resource, StoreError, SystemClock, Timestamp,
-    UsageTotals, UserId,
+use bedrock_chat_core::store::{
+    check_usage_days, AppendRequest, AppendTarget, Appended, Cursor, ListOptions, MessageRange,
+    Page,
 };
+use bedrock_chat_core::{
+    ChatId, Clock, Conversation, ConversationUpdate, DailyUsage, HistoryStore, Message, MessageId,
+    MessageUpdate, NewConversation, NewMessage, Resource, StoreError, SystemClock, Timestamp,
+    Usage, UsageTotals, UserId,
+};
+use chrono::NaiveDate;
 
 const BACKEND: &str = "memory";
 
@@ -43,11 +47,21 @@ pub struct InMemoryHistoryStore {
 #[derive(Debug, Default)]
 struct State {
     conversations: HashMap<ChatId, Entry>,
-    /// Each user's conversations in listing order: `(created_at, id)` ascending, read
-    /// backwards for newest first.
+    /// Each user's conversations in listing order: `(updated_at, id)` ascending, read
+    /// backwards for newest first by last activity.
     by_user: HashMap<UserId, BTreeSet<(Timestamp, ChatId)>>,
-    /// Where each message is: its conversation and sequence number.
-    message_index: HashMap<MessageId, (ChatId, u64)>,
+    /// Where each of a user's messages is: its conversation and sequence number. Message
+    /// ids are scoped per user.
+    message_index: HashMap<UserId, HashMap<MessageId, (ChatId, u64)>>,
+    /// Each user's usage ledger; deleting history does not touch it.
+    ledgers: HashMap<UserId, Ledger>,
+}
+
+#[derive(Debug, Default)]
+struct Ledger {
+    total: Usage,
+    calls: u64,
+    days: BTreeMap<NaiveDate, (Usage, u64)>,
 }
 
 #[derive(Debug)]
@@ -76,9 +90,34 @@ impl State {
     /// The conversation and sequence number of the user's message `id`.
     fn locate(&self, user: &UserId, id: MessageId) -> Result<(ChatId, u64), StoreError> {
         let not_found = || StoreError::not_found(Resource::Message);
-        let (chat_id, seq) = *self.message_index.get(&id).ok_or_else(not_found)?;
+        let (chat_id, seq) = self.message(user, id).ok_or_else(not_found)?;
         self.entry(user, chat_id).map_err(|_| not_found())?;
         Ok((chat_id, seq))
+    }
+
+    fn message(&self, user: &UserId, id: MessageId) -> Option<(ChatId, u64)> {
+        self.message_index.get(user)?.get(&id).copied()
+    }
+
+    fn unindex_message(&mut self, user: &UserId, id: MessageId) {
+        if let Some(ids) = self.message_index.get_mut(user) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.message_index.remove(user);
+            }
+        }
+    }
+
+    /// Sets the conversation's `updated_at` to `now` and moves it in the listing.
+    fn touch(&mut self, user: &UserId, id: ChatId, now: Timestamp) -> Result<(), StoreError> {
+        let conversation = &mut self.entry_mut(user, id)?.conversation;
+        let before = conversation.updated_at;
+        conversation.updated_at = now;
+        if let Some(keys) = self.by_user.get_mut(user) {
+            keys.remove(&(before, id));
+            keys.insert((now, id));
+        }
+        Ok(())
     }
 
     fn insert_conversation(
@@ -241,20 +280,20 @@ impl HistoryStore for InMemoryHistoryStore {
         if let Some(metadata) = update.metadata {
             conversation.metadata = metadata;
         }
-        conversation.updated_at = now;
-        Ok(conversation.clone())
+        state.touch(user, id, now)?;
+        Ok(state.entry(user, id)?.conversation.clone())
     }
 
     async fn delete_conversation(&self, user: &UserId, id: ChatId) -> Result<(), StoreError> {
         let mut state = self.write();
-        let created_at = state.entry(user, id)?.conversation.created_at;
+        let updated_at = state.entry(user, id)?.conversation.updated_at;
         if let Some(entry) = state.conversations.remove(&id) {
             for message in entry.messages.values() {
-                state.message_index.remove(&message.id);
+                state.unindex_message(user, message.id);
             }
         }
         if let Some(keys) = state.by_user.get_mut(user) {
-            keys.remove(&(created_at, id));
+            keys.remove(&(updated_at, id));
             if keys.is_empty() {
                 state.by_user.remove(user);
             }
@@ -287,7 +326,7 @@ impl HistoryStore for InMemoryHistoryStore {
         let known: Vec<Option<(ChatId, u64)>> = request
             .messages
             .iter()
-            .map(|m| state.message_index.get(&m.id).copied())
+            .map(|m| state.message(user, m.id))
             .collect();
         if known
             .iter()
@@ -325,11 +364,10 @@ impl HistoryStore for InMemoryHistoryStore {
             messages.push(message);
         }
         entry.conversation.message_count = entry.messages.len() as u64;
-        entry.conversation.updated_at = now;
+        state.touch(user, chat_id, now)?;
+        let index = state.message_index.entry(user.clone()).or_default();
         for message in &messages {
-            state
-                .message_index
-                .insert(message.id, (chat_id, message.seq));
+            index.insert(message.id, (chat_id, message.seq));
         }
         Ok(Appended {
             messages,
@@ -362,19 +400,31 @@ impl HistoryStore for InMemoryHistoryStore {
         chat_id: ChatId,
         options: ListOptions,
     ) -> Result<Page<Message>, StoreError> {
-        let after = options.messages_after()?;
+        let range = options.message_range()?;
         let state = self.read();
         let entry = state.entry(user, chat_id)?;
-        let limit = options.limit as usize;
-        let items: Vec<Message> = entry
-            .messages
-            .range(after.saturating_add(1)..)
-            .take(limit + 1)
-            .map(|(_, m)| m.clone())
-            .collect();
-        Ok(Page::from_overfetched(items, options.limit, |m| {
-            Cursor::after_seq(m.seq)
-        }))
+        let take = options.limit as usize + 1;
+        Ok(match range {
+            MessageRange::After(after) => {
+                let items = entry
+                    .messages
+                    .range(after.saturating_add(1)..)
+                    .take(take)
+                    .map(|(_, m)| m.clone())
+                    .collect();
+                Page::from_overfetched(items, options.limit, |m| Cursor::after_seq(m.seq))
+            }
+            MessageRange::Before(before) => {
+                let items = entry
+                    .messages
+                    .range(..before.unwrap_or(u64::MAX))
+                    .rev()
+                    .take(take)
+                    .map(|(_, m)| m.clone())
+                    .collect();
+                Page::from_overfetched(items, options.limit, |m| Cursor::before_seq(m.seq))
+            }
+        })
     }
 
     async fn get_message(&self, user: &UserId, id: MessageId) -> Result<Message, StoreError> {
@@ -410,7 +460,7 @@ impl HistoryStore for InMemoryHistoryStore {
         }
         message.updated_at = now;
         let message = message.clone();
-        entry.conversation.updated_at = now;
+        state.touch(user, chat_id, now)?;
         Ok(message)
     }
 
@@ -421,8 +471,8 @@ impl HistoryStore for InMemoryHistoryStore {
         let entry = state.entry_mut(user, chat_id)?;
         entry.messages.remove(&seq);
         entry.conversation.message_count = entry.messages.len() as u64;
-        entry.conversation.updated_at = now;
-        state.message_index.remove(&id);
+        state.touch(user, chat_id, now)?;
+        state.unindex_message(user, id);
         Ok(())
     }
 
@@ -435,12 +485,49 @@ impl HistoryStore for InMemoryHistoryStore {
             };
             totals.conversations += 1;
             totals.messages += entry.messages.len() as u64;
-            for usage in entry.messages.values().filter_map(|m| m.usage) {
-                totals.usage.input_tokens += usage.input_tokens;
-                totals.usage.output_tokens += usage.output_tokens;
-                totals.usage.total_tokens += usage.total_tokens;
-            }
+        }
+        if let Some(ledger) = state.ledgers.get(user) {
+            totals.usage = ledger.total;
+            totals.calls = ledger.calls;
         }
         Ok(totals)
+    }
+
+    async fn record_usage(
+        &self,
+        user: &UserId,
+        at: Timestamp,
+        usage: Usage,
+    ) -> Result<(), StoreError> {
+        let mut state = self.write();
+        let ledger = state.ledgers.entry(user.clone()).or_default();
+        ledger.total = ledger.total.saturating_add(usage);
+        ledger.calls = ledger.calls.saturating_add(1);
+        let (day_usage, day_calls) = ledger.days.entry(at.date_naive()).or_default();
+        *day_usage = day_usage.saturating_add(usage);
+        *day_calls = day_calls.saturating_add(1);
+        Ok(())
+    }
+
+    async fn daily_usage(
+        &self,
+        user: &UserId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyUsage>, StoreError> {
+        check_usage_days(from, to)?;
+        let state = self.read();
+        let Some(ledger) = state.ledgers.get(user) else {
+            return Ok(Vec::new());
+        };
+        Ok(ledger
+            .days
+            .range(from..=to)
+            .map(|(day, (usage, calls))| DailyUsage {
+                day: *day,
+                usage: *usage,
+                calls: *calls,
+            })
+            .collect())
     }
 }

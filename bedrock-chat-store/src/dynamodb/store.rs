@@ -773,7 +773,15 @@ impl HistoryStore for DynamoDbHistoryStore {
         chat_id: ChatId,
         options: ListOptions,
     ) -> Result<Page<Message>, StoreError> {
-        let after = options.messages_after()?;
+        let after = match options.message_range()? {
+            bedrock_chat_core::store::MessageRange::After(after) => after,
+            bedrock_chat_core::store::MessageRange::Before(_) => {
+                return Err(StoreError::Unsupported {
+                    backend: self.backend(),
+                    operation: "list_messages newest first",
+                })
+            }
+        };
         self.conversation_item(user, chat_id).await?;
         let limit = options.limit as usize;
         let found = self

@@ -324,7 +324,15 @@ impl HistoryStore for RedisHistoryStore {
         chat_id: ChatId,
         options: ListOptions,
     ) -> Result<Page<Message>, StoreError> {
-        let after = options.messages_after()?;
+        let after = match options.message_range()? {
+            bedrock_chat_core::store::MessageRange::After(after) => after,
+            bedrock_chat_core::store::MessageRange::Before(_) => {
+                return Err(StoreError::Unsupported {
+                    backend: self.backend(),
+                    operation: "list_messages newest first",
+                })
+            }
+        };
         let reply = self
             .run(
                 &self.scripts.messages,

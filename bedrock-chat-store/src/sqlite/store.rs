@@ -369,7 +369,15 @@ impl HistoryStore for SqliteHistoryStore {
         chat_id: ChatId,
         options: ListOptions,
     ) -> Result<Page<Message>, StoreError> {
-        let after = options.messages_after()?;
+        let after = match options.message_range()? {
+            bedrock_chat_core::store::MessageRange::After(after) => after,
+            bedrock_chat_core::store::MessageRange::Before(_) => {
+                return Err(StoreError::Unsupported {
+                    backend: self.backend(),
+                    operation: "list_messages newest first",
+                })
+            }
+        };
         // A cursor past what SQLite can hold has nothing after it.
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let sql = format!(
@@ -496,6 +504,7 @@ impl HistoryStore for SqliteHistoryStore {
                 output_tokens: get("output_tokens")?,
                 total_tokens: get("total_tokens")?,
             },
+            calls: 0,
         })
     }
 }
