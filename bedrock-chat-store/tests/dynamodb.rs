@@ -1,17 +1,27 @@
 //! The history store conformance suite on [`DynamoDbHistoryStore`] against the moto
-//! DynamoDB server that `scripts/test` starts, plus the table layout, TTL, long texts and
-//! an unreachable endpoint.
+//! DynamoDB server that `scripts/test` starts, plus the table layout, TTL, long texts, an
+//! unreachable endpoint, and, through a fault-injecting proxy, what real DynamoDB does
+//! that moto does not: transactions cancelled for conflicts, throttling and conditions,
+//! and appends racing from many writers.
 #![cfg(feature = "dynamodb")]
 
+mod fault_proxy;
+
+use std::collections::HashSet;
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::Client;
 use bedrock_chat_core::conformance::store::{StoreCapabilities, StoreUnderTest};
 use bedrock_chat_core::conformance::{random_user, service_url, unique_prefix};
-use bedrock_chat_core::{AppendRequest, HistoryStore, NewConversation, NewMessage, StoreError};
+use bedrock_chat_core::{
+    AppendRequest, ChatId, Cursor, HistoryStore, ListOptions, MessageId, MessageUpdate,
+    NewConversation, NewMessage, StoreError, Usage, UserId,
+};
 use bedrock_chat_store::{DynamoDbConfig, DynamoDbHistoryStore};
+use fault_proxy::{Fault, FaultProxy};
 
 async fn client(endpoint: &str) -> Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -61,7 +71,7 @@ async fn creating_the_table_twice_is_fine_and_it_has_the_listing_index() {
         .iter()
         .filter_map(|i| i.index_name())
         .collect();
-    assert_eq!(indexes, ["by_created"]);
+    assert_eq!(indexes, ["by_updated"]);
     let ttl = client
         .describe_time_to_live()
         .table_name(&name)
@@ -173,4 +183,358 @@ async fn an_unreachable_endpoint_is_unavailable() {
         store.ping().await,
         Err(StoreError::Unavailable { .. })
     ));
+}
+
+// --- Cancelled transactions, through the fault proxy ------------------------------------
+
+const TRANSACT: &str = "TransactWriteItems";
+
+fn fault(code: &'static str, position: usize) -> Fault {
+    Fault {
+        operation: TRANSACT,
+        code,
+        position,
+    }
+}
+
+/// Short backoffs keep the retry tests quick.
+fn quick(config: DynamoDbConfig) -> DynamoDbConfig {
+    config.with_retries(10, Duration::from_millis(1), Duration::from_millis(20))
+}
+
+/// A fresh table, and a store that reaches it through a fault proxy.
+async fn proxied(
+    config: impl FnOnce(DynamoDbConfig) -> DynamoDbConfig,
+) -> (DynamoDbHistoryStore, FaultProxy) {
+    let (_, name) = table().await;
+    let proxy = FaultProxy::start(&service_url("BEDROCK_CHAT_TEST_DYNAMODB_ENDPOINT")).await;
+    let client = client(proxy.endpoint()).await;
+    (
+        DynamoDbHistoryStore::new(client, config(DynamoDbConfig::new(name))),
+        proxy,
+    )
+}
+
+async fn all_seqs(store: &DynamoDbHistoryStore, user: &UserId, chat: ChatId) -> Vec<u64> {
+    store
+        .list_messages(user, chat, ListOptions::first(1000))
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(|m| m.seq)
+        .collect()
+}
+
+fn exchange() -> Vec<NewMessage> {
+    let question = NewMessage::user("question");
+    let answer = NewMessage::assistant("answer").replying_to(question.id);
+    vec![question, answer]
+}
+
+#[tokio::test]
+async fn a_transaction_conflict_is_retried_and_the_append_leaves_no_gap() {
+    let (store, proxy) = proxied(quick).await;
+    let user = random_user();
+    let chat = store
+        .create_conversation(&user, NewConversation::new("conflicts"))
+        .await
+        .expect("create");
+    store
+        .append(&user, AppendRequest::existing(chat.id, exchange()))
+        .await
+        .expect("first append");
+
+    proxy.fail_next(2, fault("TransactionConflict", 0));
+    let before = proxy.seen(TRANSACT);
+    let appended = store
+        .append(&user, AppendRequest::existing(chat.id, exchange()))
+        .await
+        .expect("an append whose transaction conflicted twice");
+    assert!(!appended.already_stored);
+    assert_eq!(
+        appended.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [3, 4]
+    );
+    assert_eq!(proxy.injected(TRANSACT), 2);
+    assert_eq!(
+        proxy.seen(TRANSACT) - before,
+        3,
+        "two conflicts, then the commit"
+    );
+    assert_eq!(all_seqs(&store, &user, chat.id).await, [1, 2, 3, 4]);
+    let conversation = store.get_conversation(&user, chat.id).await.expect("get");
+    assert_eq!(conversation.message_count, 4);
+}
+
+#[tokio::test]
+async fn throttling_cancellations_are_retried_for_every_write() {
+    let (store, proxy) = proxied(quick).await;
+    let user = random_user();
+
+    proxy.fail_next(1, fault("ThrottlingError", 1));
+    let chat = store
+        .create_conversation(&user, NewConversation::new("throttled"))
+        .await
+        .expect("create, throttled once");
+    store
+        .get_conversation(&user, chat.id)
+        .await
+        .expect("it exists");
+
+    proxy.fail_next(1, fault("ProvisionedThroughputExceeded", 0));
+    let new = NewConversation::new("created by an append");
+    let created = store
+        .append(&user, AppendRequest::create_if_missing(new, exchange()))
+        .await
+        .expect("append creating its conversation, throttled once");
+    assert_eq!(
+        created.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [1, 2]
+    );
+
+    let stored = store
+        .append(&user, AppendRequest::existing(chat.id, exchange()))
+        .await
+        .expect("append")
+        .messages;
+    proxy.fail_next(1, fault("ThrottlingError", 0));
+    let edit = MessageUpdate {
+        content: Some("edited".into()),
+        metadata: None,
+    };
+    let edited = store
+        .update_message(&user, stored[0].id, edit)
+        .await
+        .expect("edit, throttled once");
+    assert_eq!(edited.content, "edited");
+
+    proxy.fail_next(1, fault("TransactionConflict", 2));
+    store
+        .delete_message(&user, stored[1].id)
+        .await
+        .expect("delete, in conflict once");
+    assert!(matches!(
+        store.get_message(&user, stored[1].id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    proxy.fail_next(1, fault("ThrottlingError", 1));
+    store
+        .record_usage(&user, chrono::Utc::now(), Usage::new(3, 4))
+        .await
+        .expect("record usage, throttled once");
+    let totals = store.usage(&user).await.expect("usage");
+    assert_eq!((totals.usage, totals.calls), (Usage::new(3, 4), 1));
+    assert_eq!(proxy.injected(TRANSACT), 5);
+}
+
+#[tokio::test]
+async fn a_failed_condition_is_the_domain_error_and_is_not_retried() {
+    let (store, proxy) = proxied(quick).await;
+    let user = random_user();
+
+    proxy.fail_next(1, fault("ConditionalCheckFailed", 0));
+    let new = NewConversation::new("taken");
+    let id = new.id;
+    let before = proxy.seen(TRANSACT);
+    let result = store.create_conversation(&user, new).await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        proxy.seen(TRANSACT) - before,
+        1,
+        "a failed condition is final"
+    );
+    assert!(matches!(
+        store.get_conversation(&user, id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let chat = store
+        .create_conversation(&user, NewConversation::new("kept"))
+        .await
+        .expect("create");
+    let stored = store
+        .append(&user, AppendRequest::existing(chat.id, exchange()))
+        .await
+        .expect("append")
+        .messages;
+    proxy.fail_next(1, fault("ConditionalCheckFailed", 0));
+    let edit = MessageUpdate {
+        content: Some("never".into()),
+        metadata: None,
+    };
+    let result = store.update_message(&user, stored[0].id, edit).await;
+    assert!(
+        matches!(result, Err(StoreError::NotFound { .. })),
+        "{result:?}"
+    );
+    proxy.fail_next(1, fault("ConditionalCheckFailed", 0));
+    let result = store.delete_message(&user, stored[1].id).await;
+    assert!(
+        matches!(result, Err(StoreError::NotFound { .. })),
+        "{result:?}"
+    );
+    // Nothing was written.
+    let messages = store
+        .list_messages(&user, chat.id, ListOptions::first(10))
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(messages, stored);
+}
+
+#[tokio::test]
+async fn an_append_that_loses_the_race_for_its_sequence_numbers_reads_again() {
+    let (store, proxy) = proxied(quick).await;
+    let user = random_user();
+    let chat = store
+        .create_conversation(&user, NewConversation::new("race"))
+        .await
+        .expect("create");
+    store
+        .append(&user, AppendRequest::existing(chat.id, exchange()))
+        .await
+        .expect("append");
+    // As if another writer had moved `last_seq` on between the read and the write.
+    proxy.fail_next(1, fault("ConditionalCheckFailed", 0));
+    let appended = store
+        .append(&user, AppendRequest::existing(chat.id, exchange()))
+        .await
+        .expect("append after a lost race");
+    assert_eq!(
+        appended.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [3, 4]
+    );
+    assert_eq!(all_seqs(&store, &user, chat.id).await, [1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn conflicts_that_do_not_end_are_unavailable_after_the_configured_attempts() {
+    let (store, proxy) = proxied(|config| {
+        config.with_retries(3, Duration::from_millis(1), Duration::from_millis(5))
+    })
+    .await;
+    let user = random_user();
+    let chat = store
+        .create_conversation(&user, NewConversation::new("hot"))
+        .await
+        .expect("create");
+    proxy.fail_next(1000, fault("TransactionConflict", 0));
+    let before = proxy.seen(TRANSACT);
+    let result = store
+        .append(&user, AppendRequest::existing(chat.id, exchange()))
+        .await;
+    match result {
+        Err(error @ StoreError::Unavailable { .. }) => assert!(error.is_retryable()),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert_eq!(proxy.seen(TRANSACT) - before, 3);
+}
+
+/// 8 writers, each its own store (as if in its own process, so they really race), make
+/// 10 appends each to one conversation while the proxy adds a conflict now and then; a
+/// reader pages through by keyset all along. Sequence numbers are allocated inside the
+/// transactions, so messages commit in order: the reader sees every sequence number
+/// once, in order, never one before the one below it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn interleaved_appends_never_hide_a_message_from_a_keyset_reader() {
+    const WRITERS: usize = 8;
+    const APPENDS: usize = 10;
+    let (_, name) = table().await;
+    let proxy = FaultProxy::start(&service_url("BEDROCK_CHAT_TEST_DYNAMODB_ENDPOINT")).await;
+    proxy.fail_every(7, fault("TransactionConflict", 0));
+    let client = client(proxy.endpoint()).await;
+    // Eight writers to one conversation is far past a chat's contention: room to retry.
+    let store = || {
+        DynamoDbHistoryStore::new(
+            client.clone(),
+            DynamoDbConfig::new(name.clone()).with_retries(
+                60,
+                Duration::from_millis(2),
+                Duration::from_millis(50),
+            ),
+        )
+    };
+    let user = random_user();
+    let chat = store()
+        .create_conversation(&user, NewConversation::new("busy"))
+        .await
+        .expect("create");
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    let reader = {
+        let (store, user, done) = (store(), user.clone(), Arc::clone(&done));
+        tokio::spawn(async move {
+            let mut seen: Vec<(u64, MessageId)> = Vec::new();
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                loop {
+                    let options = match seen.last() {
+                        Some((seq, _)) => ListOptions::after(5, Cursor::after_seq(*seq)),
+                        None => ListOptions::first(5),
+                    };
+                    let page = store
+                        .list_messages(&user, chat.id, options)
+                        .await
+                        .expect("read a page");
+                    for message in &page.items {
+                        let expected = seen.len() as u64 + 1;
+                        assert_eq!(
+                            message.seq, expected,
+                            "the reader saw seq {} while {expected} was not visible yet",
+                            message.seq
+                        );
+                        seen.push((message.seq, message.id));
+                    }
+                    if page.next_cursor.is_none() {
+                        break;
+                    }
+                }
+                if finished {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (store, user) = (store(), user.clone());
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..APPENDS {
+                    let message = NewMessage::user(format!("writer {w} message {i}"));
+                    ids.push(message.id);
+                    let appended = store
+                        .append(&user, AppendRequest::existing(chat.id, vec![message]))
+                        .await
+                        .expect("append");
+                    assert!(!appended.already_stored);
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut written = HashSet::new();
+    for writer in writers {
+        written.extend(writer.await.expect("writer"));
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.expect("reader");
+
+    let total = (WRITERS * APPENDS) as u64;
+    assert_eq!(
+        seen.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        (1..=total).collect::<Vec<_>>()
+    );
+    let seen_ids: HashSet<MessageId> = seen.iter().map(|(_, id)| *id).collect();
+    assert_eq!(seen_ids, written, "every message seen once");
+    assert!(proxy.injected(TRANSACT) > 0, "the proxy added conflicts");
+    let conversation = store().get_conversation(&user, chat.id).await.expect("get");
+    assert_eq!(conversation.message_count, total);
 }

@@ -7,6 +7,7 @@ use bedrock_chat_core::{
     ChatId, Conversation, Message, MessageId, NewConversation, NewMessage, Role, StoreError,
     Timestamp, Usage, UserId,
 };
+use chrono::{Datelike, NaiveDate};
 
 use super::BACKEND;
 use crate::codec::{from_micros, malformed, metadata_from_json, metadata_to_json};
@@ -16,9 +17,10 @@ pub(super) type Item = HashMap<String, AttributeValue>;
 
 pub(super) const PK: &str = "pk";
 pub(super) const SK: &str = "sk";
-/// The local secondary index listing a user's conversations by creation.
-pub(super) const BY_CREATED: &str = "by_created";
-pub(super) const CREATED_KEY: &str = "created_key";
+/// The local secondary index listing a user's conversations by last activity.
+pub(super) const BY_UPDATED: &str = "by_updated";
+/// Its sort key: `updated` then the chat id, see [`updated_key`].
+pub(super) const UPDATED_KEY: &str = "updated_key";
 pub(super) const EXPIRES: &str = "expires_at";
 
 /// Message text is kept in pieces of at most this many bytes, so that no item comes near
@@ -71,9 +73,26 @@ pub(super) fn piece_key(chat: ChatId, seq: u64, piece: usize) -> Item {
     key(format!("CH#{chat}"), piece_sk(seq, piece))
 }
 
-/// Where a message id points: its conversation, sequence number and owner.
-pub(super) fn index_key(id: MessageId) -> Item {
-    key(format!("MI#{id}"), "#".to_owned())
+/// Where the user's message id points: its conversation and sequence number. Keyed by
+/// user, so two users may use the same id. The id has a fixed form and ends the key, so
+/// no user name can make two keys meet.
+pub(super) fn index_key(user: &UserId, id: MessageId) -> Item {
+    key(format!("MI#{user}#{id}"), "#".to_owned())
+}
+
+/// The user's usage bucket for `day` (UTC).
+pub(super) fn day_key(user: &UserId, day: NaiveDate) -> Item {
+    key(format!("U#{user}"), day_sk(day))
+}
+
+/// Day buckets sort by day: days since the common era, as sortable text.
+pub(super) fn day_sk(day: NaiveDate) -> String {
+    format!("UD#{}", sortable_micros(i64::from(day.num_days_from_ce())))
+}
+
+/// The user's all-time usage total.
+pub(super) fn total_key(user: &UserId) -> Item {
+    key(format!("U#{user}"), "UT".to_owned())
 }
 
 /// Microseconds as text that sorts as the numbers do (negative ones too).
@@ -81,9 +100,10 @@ pub(super) fn sortable_micros(micros: i64) -> String {
     format!("{:020}", (micros as u64) ^ (1 << 63))
 }
 
-/// The listing position of a conversation: newest first is this key descending.
-pub(super) fn created_key(created_at: Timestamp, chat: ChatId) -> String {
-    format!("{}#{chat}", sortable_micros(created_at.timestamp_micros()))
+/// The listing position of a conversation: by last activity, newest first, is this key
+/// descending (ties by id descending: the id's text sorts as the id).
+pub(super) fn updated_key(updated_at: Timestamp, chat: ChatId) -> String {
+    format!("{}#{chat}", sortable_micros(updated_at.timestamp_micros()))
 }
 
 /// `text` cut into pieces of at most [`PIECE_BYTES`], at character boundaries.
@@ -141,6 +161,23 @@ pub(super) fn get_usage(item: &Item) -> Result<Option<Usage>, StoreError> {
     }))
 }
 
+/// A ledger count: sums of `u64`s may pass `u64::MAX` in DynamoDB's 38 digits; they
+/// saturate rather than fail to read. Missing is 0.
+pub(super) fn get_sum(item: &Item, name: &str) -> Result<u64, StoreError> {
+    if !item.contains_key(name) {
+        return Ok(0);
+    }
+    let sum: u128 = get_n(item, name)?;
+    Ok(u64::try_from(sum).unwrap_or(u64::MAX))
+}
+
+/// The day a usage bucket is for.
+pub(super) fn get_day(item: &Item) -> Result<NaiveDate, StoreError> {
+    let days: i32 = get_n(item, "day")?;
+    NaiveDate::from_num_days_from_ce_opt(days)
+        .ok_or_else(|| malformed(BACKEND, format!("day {days} is not a date")))
+}
+
 fn parse<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, StoreError> {
     text.parse()
         .map_err(|_| malformed(BACKEND, format!("{what} {text:?} does not parse")))
@@ -153,7 +190,6 @@ pub(super) fn new_conversation_item(
     now: Timestamp,
     messages: &[NewMessage],
 ) -> Item {
-    let usage = total_usage(messages);
     let mut item = conversation_key(user, new.id);
     item.extend([
         ("chat".to_owned(), s(new.id.to_string())),
@@ -164,26 +200,12 @@ pub(super) fn new_conversation_item(
         ("last_seq".to_owned(), n(messages.len())),
         ("created".to_owned(), n(now.timestamp_micros())),
         ("updated".to_owned(), n(now.timestamp_micros())),
-        ("in".to_owned(), n(usage.input_tokens)),
-        ("out".to_owned(), n(usage.output_tokens)),
-        ("total".to_owned(), n(usage.total_tokens)),
-        (CREATED_KEY.to_owned(), s(created_key(now, new.id))),
+        (UPDATED_KEY.to_owned(), s(updated_key(now, new.id))),
     ]);
     if let Some(prompt) = &new.system_prompt {
         item.insert("prompt".to_owned(), s(prompt.clone()));
     }
     item
-}
-
-pub(super) fn total_usage(messages: &[NewMessage]) -> Usage {
-    messages
-        .iter()
-        .filter_map(|m| m.usage)
-        .fold(Usage::default(), |a, u| Usage {
-            input_tokens: a.input_tokens.saturating_add(u.input_tokens),
-            output_tokens: a.output_tokens.saturating_add(u.output_tokens),
-            total_tokens: a.total_tokens.saturating_add(u.total_tokens),
-        })
 }
 
 pub(super) fn conversation_from(item: &Item) -> Result<Conversation, StoreError> {
@@ -250,8 +272,9 @@ pub(super) fn piece_items(chat: ChatId, seq: u64, rest: &[&str]) -> Vec<Item> {
 }
 
 pub(super) fn index_item(user: &UserId, chat: ChatId, seq: u64, id: MessageId) -> Item {
-    let mut item = index_key(id);
+    let mut item = index_key(user, id);
     item.extend([
+        ("id".to_owned(), s(id.to_string())),
         ("chat".to_owned(), s(chat.to_string())),
         ("user".to_owned(), s(user.as_str())),
         ("seq".to_owned(), n(seq)),
@@ -261,6 +284,7 @@ pub(super) fn index_item(user: &UserId, chat: ChatId, seq: u64, id: MessageId) -
 
 /// Where an index item points.
 pub(super) struct Location {
+    pub(super) id: MessageId,
     pub(super) chat: ChatId,
     pub(super) user: String,
     pub(super) seq: u64,
@@ -268,6 +292,7 @@ pub(super) struct Location {
 
 pub(super) fn location_from(item: &Item) -> Result<Location, StoreError> {
     Ok(Location {
+        id: parse(get_s(item, "id")?, "message id")?,
         chat: parse(get_s(item, "chat")?, "chat id")?,
         user: get_s(item, "user")?.to_owned(),
         seq: get_n(item, "seq")?,
@@ -313,6 +338,26 @@ mod tests {
         let keys: Vec<String> = values.iter().map(|v| sortable_micros(*v)).collect();
         let mut sorted = keys.clone();
         sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn day_keys_sort_as_days() {
+        let days = [
+            (1, 1, 1),
+            (1999, 12, 31),
+            (2024, 2, 29),
+            (2025, 1, 1),
+            (9999, 12, 31),
+        ];
+        let keys: Vec<String> = days
+            .iter()
+            .filter_map(|(y, m, d)| NaiveDate::from_ymd_opt(*y, *m, *d))
+            .map(day_sk)
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys.len(), days.len());
         assert_eq!(keys, sorted);
     }
 
