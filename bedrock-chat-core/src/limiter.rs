@@ -312,6 +312,16 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// # Errors
     /// [`RateLimitError::Unavailable`] when the backend does not answer.
     async fn refund(&self, key: &str, cost: u64) -> Result<(), RateLimitError>;
+
+    /// Checks that the backend answers, for health checks. The default answers `Ok` at
+    /// once: right for limiters that keep their counts in process, and what a third-party
+    /// backend gets until it implements a real check.
+    ///
+    /// # Errors
+    /// [`RateLimitError::Unavailable`] when the backend does not answer.
+    async fn ping(&self) -> Result<(), RateLimitError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -219,4 +219,14 @@ pub trait ChatModel: Send + Sync + 'static {
     /// # Errors
     /// A [`ModelError`] saying what kind of failure happened.
     async fn converse_stream(&self, request: ModelRequest) -> Result<ModelStream, ModelError>;
+
+    /// Checks that the model can take calls, for readiness probes, without spending
+    /// tokens. The default answers `Ok` at once (nothing to check, or nothing known to
+    /// check cheaply); a backend overrides it when it can tell, say, missing credentials.
+    ///
+    /// # Errors
+    /// A [`ModelError`] saying why the model cannot take calls now.
+    async fn ready(&self) -> Result<(), ModelError> {
+        Ok(())
+    }
 }
