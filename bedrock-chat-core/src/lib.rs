@@ -12,6 +12,7 @@ pub mod ids;
 pub mod limiter;
 pub mod model;
 pub mod offline;
+mod schema_fill;
 pub mod service;
 pub mod store;
 #[cfg(feature = "testkit")]

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use serde_json::{json, Value};
 
 use crate::context::{CharRatioEstimator, TokenEstimator};
 use crate::error::ModelError;
 use crate::model::{ChatModel, ModelEvent, ModelRequest, ModelResponse, ModelStream, StopReason};
+use crate::schema_fill::fill;
 use crate::types::{Role, Usage};
 
 /// The model id the offline model reports.
@@ -19,8 +19,10 @@ pub const OFFLINE_MODEL_ID: &str = "offline";
 /// reply that says it is the offline model, quotes the question and counts the turns it
 /// was given, streamed a few words at a time. Usage is estimated from the text.
 ///
-/// With an [`OutputSchema`](crate::OutputSchema) it returns JSON that fits the schema
-/// (each string property filled from the last user message).
+/// With an [`OutputSchema`](crate::OutputSchema) it returns JSON generated to validate
+/// against the schema: required properties, types, enums, nested objects and arrays, local
+/// `$ref`s, `default`s; strings read as text made from the property's name and the last
+/// user message (a persona's `name` is a name, its `system_prompt` a prompt).
 ///
 /// ```
 /// use bedrock_chat_core::{ChatModel, ModelMessage, ModelRequest, OfflineChatModel};
@@ -151,50 +153,6 @@ impl OfflineChatModel {
     }
 }
 
-/// A value that fits `schema`, made from `seed`: strings get `seed`-derived text, numbers
-/// 0, booleans false, arrays one item, objects every property; `enum`/`const` take the first
-/// allowed value.
-fn instance_of(schema: &Value, name: &str, seed: &str) -> Value {
-    if let Some(c) = schema.get("const") {
-        return c.clone();
-    }
-    if let Some(first) = schema
-        .get("enum")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-    {
-        return first.clone();
-    }
-    let ty = match schema.get("type") {
-        Some(Value::Array(types)) => types.iter().find_map(Value::as_str).unwrap_or("null"),
-        Some(Value::String(t)) => t.as_str(),
-        _ if schema.get("properties").is_some() => "object",
-        _ => "string",
-    };
-    match ty {
-        "object" => {
-            let mut out = serde_json::Map::new();
-            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-                for (key, sub) in props {
-                    out.insert(key.clone(), instance_of(sub, key, seed));
-                }
-            }
-            Value::Object(out)
-        }
-        "array" => {
-            let item = schema.get("items").cloned().unwrap_or(json!({}));
-            json!([instance_of(&item, name, seed)])
-        }
-        "integer" | "number" => json!(0),
-        "boolean" => json!(false),
-        "null" => Value::Null,
-        _ => {
-            let short: String = seed.chars().take(80).collect();
-            Value::String(format!("{name} (offline model) for: {short}"))
-        }
-    }
-}
-
 #[async_trait]
 impl ChatModel for OfflineChatModel {
     fn model_id(&self) -> &str {
@@ -205,7 +163,7 @@ impl ChatModel for OfflineChatModel {
         let started = Instant::now();
         let question = Self::validate(&request)?;
         if let Some(schema) = &request.output_schema {
-            let value = instance_of(&schema.schema, &schema.name, question);
+            let value = fill(&schema.schema, &schema.name, question);
             let text = value.to_string();
             let usage = self.usage(&request, &text);
             return Ok(ModelResponse {
@@ -255,6 +213,7 @@ mod tests {
     use super::*;
     use crate::model::{ModelMessage, OutputSchema};
     use futures::TryStreamExt;
+    use serde_json::json;
 
     fn ask(text: &str) -> ModelRequest {
         ModelRequest {
@@ -300,8 +259,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn structured_output_fits_the_schema() {
-        let mut request = ask("a cheerful pirate");
+    async fn structured_output_deserializes_into_a_nested_type() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Persona {
+            name: String,
+            system_prompt: String,
+            age: u32,
+            tone: Tone,
+            tags: Vec<String>,
+            voice: Voice,
+        }
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Tone {
+            Warm,
+            Dry,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        struct Voice {
+            pitch: f64,
+            accent: Option<String>,
+        }
+        let mut request = ask("a cheerful pirate who loves maps");
         request.output_schema = Some(OutputSchema {
             name: "persona".into(),
             description: "A persona".into(),
@@ -309,23 +288,37 @@ mod tests {
                 "type": "object",
                 "properties": {
                     "name": {"type": "string"},
-                    "age": {"type": "integer"},
+                    "system_prompt": {"type": "string"},
+                    "age": {"type": "integer", "minimum": 18},
                     "tone": {"enum": ["warm", "dry"]},
-                    "tags": {"type": "array", "items": {"type": "string"}}
+                    "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+                    "voice": {
+                        "type": "object",
+                        "properties": {
+                            "pitch": {"type": "number", "exclusiveMinimum": 0},
+                            "accent": {"type": ["string", "null"]}
+                        },
+                        "required": ["pitch"]
+                    }
                 },
-                "required": ["name", "age", "tone", "tags"]
+                "required": ["name", "system_prompt", "age", "tone", "tags", "voice"]
             }),
         });
         let reply = OfflineChatModel::new().converse(request).await.unwrap();
-        let value = reply.structured.unwrap();
-        assert!(value["name"]
-            .as_str()
-            .unwrap()
-            .contains("a cheerful pirate"));
-        assert_eq!(value["age"], 0);
-        assert_eq!(value["tone"], "warm");
-        assert_eq!(value["tags"].as_array().unwrap().len(), 1);
         assert_eq!(reply.stop_reason, StopReason::ToolUse);
+        let value = reply.structured.unwrap();
+        assert_eq!(value.to_string(), reply.text);
+        let persona: Persona = serde_json::from_value(value).unwrap();
+        assert_eq!(persona.name, "Cheerful Pirate");
+        assert!(persona
+            .system_prompt
+            .starts_with("You are a cheerful pirate"));
+        assert_eq!(persona.age, 18);
+        assert_eq!(persona.tone, Tone::Warm);
+        assert_eq!(persona.tags.len(), 2);
+        assert_ne!(persona.tags[0], persona.tags[1]);
+        assert!(persona.voice.pitch > 0.0);
+        assert!(persona.voice.accent.is_some());
     }
 
     #[tokio::test]

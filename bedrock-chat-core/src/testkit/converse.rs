@@ -102,7 +102,10 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
         check_unit_range(inference.get("topP"), "inferenceConfig.topP")?;
     }
     if let Some(tools) = body.get("toolConfig") {
-        ask.forced_tool = forced_tool(tools)?;
+        if let Some((name, schema)) = forced_tool(tools)? {
+            ask.forced_tool = Some(name);
+            ask.forced_tool_schema = schema;
+        }
     }
     if tokens_for(ask.input_chars) > limits.context_window_tokens {
         return Err("Input is too long for requested model.".into());
@@ -158,29 +161,35 @@ pub(crate) fn check_unit_range(value: Option<&Value>, field: &str) -> Result<(),
     }
 }
 
-/// The tool `toolChoice` forces, which must be one of `tools`.
-fn forced_tool(tool_config: &Value) -> Result<Option<String>, String> {
-    let names: Vec<&str> = tool_config
+/// The tool `toolChoice` forces, which must be one of `tools`, and its input schema
+/// (`toolSpec.inputSchema.json`).
+fn forced_tool(tool_config: &Value) -> Result<Option<(String, Option<Value>)>, String> {
+    let specs: Vec<&Value> = tool_config
         .get("tools")
         .and_then(Value::as_array)
-        .map(|tools| {
-            tools
-                .iter()
-                .filter_map(|t| t.pointer("/toolSpec/name").and_then(Value::as_str))
-                .collect()
-        })
+        .map(|tools| tools.iter().filter_map(|t| t.get("toolSpec")).collect())
         .unwrap_or_default();
-    if names.is_empty() {
+    let named = |name: &str| {
+        specs
+            .iter()
+            .find(|spec| spec.get("name").and_then(Value::as_str) == Some(name))
+    };
+    if specs.is_empty() {
         return Err("The toolConfig field must be defined with at least one tool.".into());
     }
     match tool_config
         .pointer("/toolChoice/tool/name")
         .and_then(Value::as_str)
     {
-        Some(name) if names.contains(&name) => Ok(Some(name.to_owned())),
-        Some(name) => Err(format!(
-            "The tool {name} specified in toolChoice is not defined in toolConfig.tools."
-        )),
+        Some(name) => match named(name) {
+            Some(spec) => Ok(Some((
+                name.to_owned(),
+                spec.pointer("/inputSchema/json").cloned(),
+            ))),
+            None => Err(format!(
+                "The tool {name} specified in toolChoice is not defined in toolConfig.tools."
+            )),
+        },
         None => Ok(None),
     }
 }

@@ -96,6 +96,14 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
             .pointer("/tool_choice/name")
             .and_then(Value::as_str)
             .map(str::to_owned);
+        ask.forced_tool_schema = ask.forced_tool.as_deref().and_then(|name| {
+            body.get("tools")?
+                .as_array()?
+                .iter()
+                .find(|t| t.get("name").and_then(Value::as_str) == Some(name))?
+                .get("input_schema")
+                .cloned()
+        });
     }
     if tokens_for(ask.input_chars) > limits.context_window_tokens {
         return Err("Input is too long for requested model.".into());

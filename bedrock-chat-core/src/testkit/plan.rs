@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::script::{FakeContent, FakeReply, Timing};
+use crate::schema_fill::fill;
 use crate::types::Usage;
 
 /// What a model call asks, read from a Converse or an Anthropic body.
@@ -19,6 +20,8 @@ pub(crate) struct Ask {
     pub(crate) max_tokens: Option<u64>,
     /// The tool the request forces (structured output).
     pub(crate) forced_tool: Option<String>,
+    /// That tool's input JSON schema, when the request gave one.
+    pub(crate) forced_tool_schema: Option<Value>,
 }
 
 /// Tokens for `chars` characters, at 4 characters a token (rounded up).
@@ -63,11 +66,17 @@ fn fragments(input: &Value) -> Vec<String> {
 
 impl Plan {
     /// The default answer: the last user message, word by word; with a forced tool, a call
-    /// of it with input `{"text": <that message>}`. A `max_tokens` limit cuts the echo
-    /// (at 4 characters a token) and makes the stop reason `max_tokens`.
+    /// of it with input generated to validate against the tool's input schema (strings made
+    /// from the property names and that message), as a model's structured output would. A
+    /// `max_tokens` limit cuts the echo (at 4 characters a token) and makes the stop reason
+    /// `max_tokens`.
     pub(crate) fn echo(ask: &Ask, timing: Timing) -> Self {
         let reply = match &ask.forced_tool {
-            Some(_) => FakeReply::tool_use(json!({ "text": ask.last_user_text })),
+            Some(name) => {
+                let object = json!({ "type": "object" });
+                let schema = ask.forced_tool_schema.as_ref().unwrap_or(&object);
+                FakeReply::tool_use(fill(schema, name, &ask.last_user_text))
+            }
             None => {
                 let limit = ask
                     .max_tokens
@@ -173,6 +182,29 @@ mod tests {
         let plan = Plan::echo(&ask, Timing::default());
         assert_eq!(plan.text().len(), 8);
         assert_eq!(plan.stop_reason, "max_tokens");
+    }
+
+    #[test]
+    fn a_forced_tool_is_called_with_input_that_fits_its_schema() {
+        let ask = Ask {
+            last_user_text: "a grumpy wizard".into(),
+            forced_tool: Some("persona".into()),
+            forced_tool_schema: Some(json!({
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "level": {"type": "integer"}},
+                "required": ["name", "level"]
+            })),
+            ..Default::default()
+        };
+        let plan = Plan::echo(&ask, Timing::default());
+        match &plan.content {
+            Content::ToolUse { name, input, .. } => {
+                assert_eq!(name, "persona");
+                assert_eq!(input, &json!({"name": "Grumpy Wizard", "level": 0}));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(plan.stop_reason, "tool_use");
     }
 
     #[test]
