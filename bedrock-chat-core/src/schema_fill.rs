@@ -1,6 +1,6 @@
 //! A JSON value generated to validate against a JSON schema: what the offline model answers
-//! for structured output, and what [`FakeBedrock`](crate::testkit::FakeBedrock) puts in a
-//! forced tool call. One function for both, so the two never disagree about a schema.
+//! for structured output, and what `FakeBedrock` (feature `testkit`) puts in a forced tool
+//! call. One function for both, so the two never disagree about a schema.
 //!
 //! It covers what structured-output helpers generate (schemars, pydantic, zod): `type`
 //! (one or a list), `properties` and `required`, `items`/`prefixItems` with `minItems` and

@@ -10,7 +10,11 @@
 //! `maxTokens`, temperature and top-p in range, input that fits) and answers errors in
 //! Bedrock's shape: the status, an `x-amzn-errortype` header, a `{"message": ...}` body.
 //!
-//! By default it echoes the last user message, a word per delta. Scripted replies
+//! By default it echoes the last user message, a word per delta; a request that forces a
+//! tool (`toolChoice.tool`, or Anthropic's `tool_choice`) gets a call of that tool with input
+//! generated to validate against its JSON schema (required fields, types, enums, nested
+//! objects and arrays, local `$ref`s), strings made from the property names and the last
+//! user message, as the offline model answers structured output. Scripted replies
 //! ([`FakeReply`]) and faults ([`Fault`]: throttling, 5xx, an exception in the middle of a
 //! stream, a stall, a corrupt frame) are answered first, in the order pushed. Every request
 //! is recorded ([`requests`](FakeBedrock::requests)).
