@@ -234,3 +234,115 @@ async fn a_closed_store_is_unavailable() {
         })
     ));
 }
+
+#[tokio::test]
+async fn a_database_from_before_the_usage_ledger_stays_readable_after_migrating() {
+    use sqlx::Connection;
+    // A file at the first schema, with a conversation and an exchange as the first
+    // release wrote them (message ids unique across users, usage only on replies).
+    let path = fresh_file();
+    let user = random_user();
+    let (chat, question, answer) = (
+        bedrock_chat_core::ChatId::new(),
+        bedrock_chat_core::MessageId::new(),
+        bedrock_chat_core::MessageId::new(),
+    );
+    {
+        let mut conn = sqlx::SqliteConnection::connect(&format!("{}?mode=rwc", url(&path)))
+            .await
+            .expect("create the file");
+        let first = include_str!("../migrations/sqlite/20250101000000_history.sql");
+        sqlx::raw_sql(first)
+            .execute(&mut conn)
+            .await
+            .expect("the first schema");
+        sqlx::query(
+            "INSERT INTO conversations (id, user_id, title, system_prompt, metadata, \
+             message_count, last_seq, created_at, updated_at) \
+             VALUES (?, ?, 'old', NULL, '{}', 2, 2, 1000, 2000)",
+        )
+        .bind(chat.to_string())
+        .bind(user.as_str())
+        .execute(&mut conn)
+        .await
+        .expect("an old conversation");
+        for (seq, id, role, tokens) in [
+            (1, question, "user", None),
+            (2, answer, "assistant", Some(7)),
+        ] {
+            sqlx::query(
+                "INSERT INTO messages (id, chat_id, seq, role, content, input_tokens, \
+                 output_tokens, total_tokens, metadata, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, 'text', ?, ?, ?, '{}', 2000, 2000)",
+            )
+            .bind(id.to_string())
+            .bind(chat.to_string())
+            .bind(seq)
+            .bind(role)
+            .bind(tokens)
+            .bind(tokens)
+            .bind(tokens.map(|t| 2 * t))
+            .execute(&mut conn)
+            .await
+            .expect("an old message");
+        }
+        // Record the first migration as applied, as sqlx would have.
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        let applied = migrator.iter().next().expect("the first migration");
+        sqlx::query(
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+             installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+             checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("the migration table");
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+             execution_time) VALUES (?, ?, TRUE, ?, 0)",
+        )
+        .bind(applied.version)
+        .bind(&*applied.description)
+        .bind(&*applied.checksum)
+        .execute(&mut conn)
+        .await
+        .expect("record the first migration");
+        conn.close().await.expect("close");
+    }
+
+    let store = SqliteHistoryStore::open(&url(&path))
+        .await
+        .expect("migrate");
+    let read = store.get_message(&user, answer).await.expect("old message");
+    assert_eq!((read.chat_id, read.seq), (chat, 2));
+    let messages = store
+        .list_messages(&user, chat, ListOptions::latest(10))
+        .await
+        .expect("newest first");
+    assert_eq!(
+        messages.items.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [answer, question]
+    );
+    // What the old replies recorded seeds the all-time ledger.
+    let totals = store.usage(&user).await.expect("usage");
+    assert_eq!((totals.conversations, totals.messages), (1, 2));
+    assert_eq!(totals.usage, bedrock_chat_core::Usage::new(7, 7));
+    assert_eq!(totals.calls, 1);
+    // Another user may now use the old message ids.
+    let other = random_user();
+    let theirs = store
+        .create_conversation(&other, NewConversation::new("theirs"))
+        .await
+        .expect("create");
+    store
+        .append(
+            &other,
+            AppendRequest::existing(theirs.id, vec![NewMessage::user("mine").with_id(answer)]),
+        )
+        .await
+        .expect("the same id for another user");
+    assert_eq!(
+        store.get_message(&user, answer).await.expect("still there"),
+        read
+    );
+}

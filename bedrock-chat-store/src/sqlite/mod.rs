@@ -2,16 +2,20 @@
 //! `sqlite`).
 //!
 //! # Schema
-//! Two tables, created by the migrations in `migrations/sqlite/` (embedded in the binary
+//! Three tables, created by the migrations in `migrations/sqlite/` (embedded in the binary
 //! and applied on connect unless [`SqliteConfig::run_migrations`] is off):
 //!
 //! - `conversations (id, user_id, title, system_prompt, metadata, message_count, last_seq,
-//!   created_at, updated_at)`, indexed by `(user_id, created_at, id)` so a user's
-//!   conversations list newest first by a range scan;
-//! - `messages (id, chat_id, seq, role, content, reply_to, model, input_tokens,
-//!   output_tokens, total_tokens, metadata, created_at, updated_at)`, unique on
-//!   `(chat_id, seq)`, which is also the index that pages through a conversation. Deleting a
-//!   conversation deletes its messages (`ON DELETE CASCADE`).
+//!   created_at, updated_at)`, indexed by `(user_id, updated_at, id)` so a user's
+//!   conversations list newest first by last activity with a range scan;
+//! - `messages (user_id, id, chat_id, seq, role, content, reply_to, model, input_tokens,
+//!   output_tokens, total_tokens, metadata, created_at, updated_at)`, keyed by
+//!   `(user_id, id)` (message ids are scoped per user) and unique on `(chat_id, seq)`, which
+//!   is also the index that pages through a conversation either way. Deleting a
+//!   conversation deletes its messages (`ON DELETE CASCADE`);
+//! - `usage_ledger (user_id, day, input_tokens, output_tokens, total_tokens, calls)`, one
+//!   row per user and UTC day (`YYYY-MM-DD`) plus one with `day = 'total'`, untouched by
+//!   deletes.
 //!
 //! Ids are UUID text, times microseconds since the Unix epoch, metadata JSON text.
 //! Text is stored byte for byte, NUL characters included.

@@ -1,6 +1,8 @@
 //! Rows of the SQLite schema back as domain types.
 
-use bedrock_chat_core::{ChatId, Conversation, Message, MessageId, Role, StoreError, UserId};
+use bedrock_chat_core::{
+    ChatId, Conversation, DailyUsage, Message, MessageId, Role, StoreError, Usage, UserId,
+};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -15,11 +17,6 @@ pub(super) const CONVERSATION_COLUMNS: &str = "id, user_id, title, system_prompt
 /// The columns [`message`] reads, in `SELECT` order.
 pub(super) const MESSAGE_COLUMNS: &str = "id, chat_id, seq, role, content, reply_to, model, \
      input_tokens, output_tokens, total_tokens, metadata, created_at, updated_at";
-
-/// The same columns qualified by the alias `m`, for joins.
-pub(super) const MESSAGE_COLUMNS_M: &str = "m.id, m.chat_id, m.seq, m.role, m.content, \
-     m.reply_to, m.model, m.input_tokens, m.output_tokens, m.total_tokens, m.metadata, \
-     m.created_at, m.updated_at";
 
 fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
 where
@@ -76,5 +73,21 @@ pub(super) fn message(row: &SqliteRow) -> Result<Message, StoreError> {
         metadata: metadata_from_json(BACKEND, &metadata)?,
         created_at: from_micros(BACKEND, get(row, "created_at")?)?,
         updated_at: from_micros(BACKEND, get(row, "updated_at")?)?,
+    })
+}
+
+/// A `usage_ledger` row of one day.
+pub(super) fn daily_usage(row: &SqliteRow) -> Result<DailyUsage, StoreError> {
+    let day: String = get(row, "day")?;
+    let count =
+        |column: &str| -> Result<u64, StoreError> { to_u64(BACKEND, get(row, column)?, column) };
+    Ok(DailyUsage {
+        day: parse(&day, "usage day")?,
+        usage: Usage {
+            input_tokens: count("input_tokens")?,
+            output_tokens: count("output_tokens")?,
+            total_tokens: count("total_tokens")?,
+        },
+        calls: count("calls")?,
     })
 }

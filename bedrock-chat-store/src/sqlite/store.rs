@@ -3,16 +3,20 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use bedrock_chat_core::store::{AppendRequest, AppendTarget, Appended, Cursor, ListOptions, Page};
-use bedrock_chat_core::{
-    ChatId, Conversation, ConversationUpdate, HistoryStore, Message, MessageId, MessageUpdate,
-    NewConversation, Resource, StoreError, Usage, UsageTotals, UserId,
+use bedrock_chat_core::store::{
+    check_usage_days, AppendRequest, AppendTarget, Appended, Cursor, ListOptions, MessageRange,
+    Page,
 };
+use bedrock_chat_core::{
+    ChatId, Conversation, ConversationUpdate, DailyUsage, HistoryStore, Message, MessageId,
+    MessageUpdate, NewConversation, Resource, StoreError, Timestamp, Usage, UsageTotals, UserId,
+};
+use chrono::NaiveDate;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::error::classify;
-use super::rows::{self, CONVERSATION_COLUMNS, MESSAGE_COLUMNS, MESSAGE_COLUMNS_M};
+use super::rows::{self, CONVERSATION_COLUMNS, MESSAGE_COLUMNS};
 use super::{SqliteHistoryStore, BACKEND};
 use crate::codec::{metadata_to_json, to_i64, to_u64, usage_to_columns};
 
@@ -138,14 +142,14 @@ impl HistoryStore for SqliteHistoryStore {
     ) -> Result<Page<Conversation>, StoreError> {
         let after = options.conversations_before()?;
         let rows = match after {
-            Some((created_at, id)) => {
+            Some((updated_at, id)) => {
                 let sql = format!(
                     "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE user_id = ? \
-                     AND (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?"
+                     AND (updated_at, id) < (?, ?) ORDER BY updated_at DESC, id DESC LIMIT ?"
                 );
                 sqlx::query(&sql)
                     .bind(user.as_str())
-                    .bind(created_at.timestamp_micros())
+                    .bind(updated_at.timestamp_micros())
                     .bind(id.to_string())
                     .bind(page_limit(&options))
                     .fetch_all(&self.reader)
@@ -154,7 +158,7 @@ impl HistoryStore for SqliteHistoryStore {
             None => {
                 let sql = format!(
                     "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE user_id = ? \
-                     ORDER BY created_at DESC, id DESC LIMIT ?"
+                     ORDER BY updated_at DESC, id DESC LIMIT ?"
                 );
                 sqlx::query(&sql)
                     .bind(user.as_str())
@@ -255,8 +259,10 @@ impl HistoryStore for SqliteHistoryStore {
         };
 
         let placeholders = vec!["?"; request.messages.len()].join(", ");
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({placeholders})");
-        let mut known = sqlx::query(&sql);
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE user_id = ? AND id IN ({placeholders})"
+        );
+        let mut known = sqlx::query(&sql).bind(user.as_str());
         for m in &request.messages {
             known = known.bind(m.id.to_string());
         }
@@ -298,13 +304,14 @@ impl HistoryStore for SqliteHistoryStore {
         };
         let count = request.messages.len();
         let insert = format!(
-            "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             RETURNING {MESSAGE_COLUMNS}"
+            "INSERT INTO messages (user_id, {MESSAGE_COLUMNS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
         );
         let mut messages = Vec::with_capacity(count);
         for (new, (input, output, total)) in request.messages.into_iter().zip(usages) {
             seq += 1;
             let row = sqlx::query(&insert)
+                .bind(user.as_str())
                 .bind(new.id.to_string())
                 .bind(&chat)
                 .bind(seq)
@@ -348,8 +355,8 @@ impl HistoryStore for SqliteHistoryStore {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS_M} FROM messages m JOIN conversations c ON c.id = m.chat_id \
-             WHERE m.chat_id = ? AND c.user_id = ? ORDER BY m.seq DESC LIMIT ?"
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE chat_id = ? AND user_id = ? ORDER BY seq DESC LIMIT ?"
         );
         let rows = sqlx::query(&sql)
             .bind(chat_id.to_string())
@@ -369,43 +376,45 @@ impl HistoryStore for SqliteHistoryStore {
         chat_id: ChatId,
         options: ListOptions,
     ) -> Result<Page<Message>, StoreError> {
-        let after = match options.message_range()? {
-            bedrock_chat_core::store::MessageRange::After(after) => after,
-            bedrock_chat_core::store::MessageRange::Before(_) => {
-                return Err(StoreError::Unsupported {
-                    backend: self.backend(),
-                    operation: "list_messages newest first",
-                })
-            }
+        let (newest_first, seq) = match options.message_range()? {
+            MessageRange::After(after) => (false, after),
+            MessageRange::Before(before) => (true, before.unwrap_or(u64::MAX)),
         };
-        // A cursor past what SQLite can hold has nothing after it.
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        // A cursor past what SQLite can hold is past every message.
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let order = if newest_first {
+            "seq < ? ORDER BY seq DESC"
+        } else {
+            "seq > ? ORDER BY seq"
+        };
+        // The (chat_id, seq) index serves both directions as a range scan.
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS_M} FROM messages m JOIN conversations c ON c.id = m.chat_id \
-             WHERE m.chat_id = ? AND c.user_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?"
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE chat_id = ? AND user_id = ? AND {order} LIMIT ?"
         );
         let rows = sqlx::query(&sql)
             .bind(chat_id.to_string())
             .bind(user.as_str())
-            .bind(after)
+            .bind(seq)
             .bind(page_limit(&options))
             .fetch_all(&self.reader)
             .await
             .map_err(classify)?;
         let items = self.messages_of(user, chat_id, rows).await?;
         Ok(Page::from_overfetched(items, options.limit, |m| {
-            Cursor::after_seq(m.seq)
+            if newest_first {
+                Cursor::before_seq(m.seq)
+            } else {
+                Cursor::after_seq(m.seq)
+            }
         }))
     }
 
     async fn get_message(&self, user: &UserId, id: MessageId) -> Result<Message, StoreError> {
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS_M} FROM messages m JOIN conversations c ON c.id = m.chat_id \
-             WHERE m.id = ? AND c.user_id = ?"
-        );
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE user_id = ? AND id = ?");
         let row = sqlx::query(&sql)
-            .bind(id.to_string())
             .bind(user.as_str())
+            .bind(id.to_string())
             .fetch_optional(&self.reader)
             .await
             .map_err(classify)?
@@ -424,15 +433,14 @@ impl HistoryStore for SqliteHistoryStore {
         let sql = format!(
             "UPDATE messages SET content = COALESCE(?, content), \
              metadata = COALESCE(?, metadata), updated_at = ? \
-             WHERE id = ? AND chat_id IN (SELECT id FROM conversations WHERE user_id = ?) \
-             RETURNING {MESSAGE_COLUMNS}"
+             WHERE user_id = ? AND id = ? RETURNING {MESSAGE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(update.content)
             .bind(update.metadata.as_ref().map(metadata_to_json))
             .bind(now)
-            .bind(id.to_string())
             .bind(user.as_str())
+            .bind(id.to_string())
             .fetch_optional(&mut *tx)
             .await
             .map_err(classify)?
@@ -451,16 +459,13 @@ impl HistoryStore for SqliteHistoryStore {
     async fn delete_message(&self, user: &UserId, id: MessageId) -> Result<(), StoreError> {
         let now = self.clock.now().timestamp_micros();
         let mut tx = self.write_tx().await?;
-        let chat: Option<(String,)> = sqlx::query_as(
-            "DELETE FROM messages \
-             WHERE id = ? AND chat_id IN (SELECT id FROM conversations WHERE user_id = ?) \
-             RETURNING chat_id",
-        )
-        .bind(id.to_string())
-        .bind(user.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(classify)?;
+        let chat: Option<(String,)> =
+            sqlx::query_as("DELETE FROM messages WHERE user_id = ? AND id = ? RETURNING chat_id")
+                .bind(user.as_str())
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
         let Some((chat,)) = chat else {
             return Err(StoreError::not_found(Resource::Message));
         };
@@ -483,10 +488,11 @@ impl HistoryStore for SqliteHistoryStore {
                (SELECT COUNT(*) FROM conversations WHERE user_id = ?1) AS conversations, \
                (SELECT COALESCE(SUM(message_count), 0) FROM conversations WHERE user_id = ?1) \
                  AS messages, \
-               COALESCE(SUM(m.input_tokens), 0) AS input_tokens, \
-               COALESCE(SUM(m.output_tokens), 0) AS output_tokens, \
-               COALESCE(SUM(m.total_tokens), 0) AS total_tokens \
-             FROM messages m JOIN conversations c ON c.id = m.chat_id WHERE c.user_id = ?1",
+               COALESCE(l.input_tokens, 0) AS input_tokens, \
+               COALESCE(l.output_tokens, 0) AS output_tokens, \
+               COALESCE(l.total_tokens, 0) AS total_tokens, \
+               COALESCE(l.calls, 0) AS calls \
+             FROM (SELECT 1) LEFT JOIN usage_ledger l ON l.user_id = ?1 AND l.day = 'total'",
         )
         .bind(user.as_str())
         .fetch_one(&self.reader)
@@ -504,7 +510,63 @@ impl HistoryStore for SqliteHistoryStore {
                 output_tokens: get("output_tokens")?,
                 total_tokens: get("total_tokens")?,
             },
-            calls: 0,
+            calls: get("calls")?,
         })
     }
+
+    async fn record_usage(
+        &self,
+        user: &UserId,
+        at: Timestamp,
+        usage: Usage,
+    ) -> Result<(), StoreError> {
+        let input = to_i64(usage.input_tokens, "input_tokens")?;
+        let output = to_i64(usage.output_tokens, "output_tokens")?;
+        let total = to_i64(usage.total_tokens, "total_tokens")?;
+        // One statement upserts the day's row and the all-time row: atomic on its own.
+        sqlx::query(
+            "INSERT INTO usage_ledger \
+               (user_id, day, input_tokens, output_tokens, total_tokens, calls) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 1), (?1, 'total', ?3, ?4, ?5, 1) \
+             ON CONFLICT (user_id, day) DO UPDATE SET \
+               input_tokens = input_tokens + excluded.input_tokens, \
+               output_tokens = output_tokens + excluded.output_tokens, \
+               total_tokens = total_tokens + excluded.total_tokens, \
+               calls = calls + 1",
+        )
+        .bind(user.as_str())
+        .bind(day_key(at.date_naive()))
+        .bind(input)
+        .bind(output)
+        .bind(total)
+        .execute(&self.writer)
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn daily_usage(
+        &self,
+        user: &UserId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyUsage>, StoreError> {
+        check_usage_days(from, to)?;
+        let rows = sqlx::query(
+            "SELECT day, input_tokens, output_tokens, total_tokens, calls FROM usage_ledger \
+             WHERE user_id = ? AND day BETWEEN ? AND ? ORDER BY day",
+        )
+        .bind(user.as_str())
+        .bind(day_key(from))
+        .bind(day_key(to))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(classify)?;
+        rows.iter().map(rows::daily_usage).collect()
+    }
+}
+
+/// A day as the ledger keys it: `YYYY-MM-DD`, whose text order is date order.
+fn day_key(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
 }
