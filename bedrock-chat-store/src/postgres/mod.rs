@@ -7,13 +7,17 @@
 //!
 //! - `conversations (id uuid, user_id text, title text, system_prompt text, metadata jsonb,
 //!   message_count bigint, last_seq bigint, created_at timestamptz, updated_at
-//!   timestamptz)`, indexed by `(user_id, created_at, id)`: one page of a user's
-//!   conversations, newest first, is a backwards index range scan;
-//! - `messages (id uuid, chat_id uuid, seq bigint, role text, content text, reply_to uuid,
-//!   model text, input_tokens bigint, output_tokens bigint, total_tokens bigint, metadata
-//!   jsonb, created_at timestamptz, updated_at timestamptz)`, unique on `(chat_id, seq)`:
-//!   the last N messages or a page of them is an index range scan. Deleting a conversation
-//!   deletes its messages (`ON DELETE CASCADE`).
+//!   timestamptz)`, indexed by `(user_id, updated_at, id)`: one page of a user's
+//!   conversations, newest first by last activity, is a backwards index range scan;
+//! - `messages (user_id text, id uuid, chat_id uuid, seq bigint, role text, content text,
+//!   reply_to uuid, model text, input_tokens bigint, output_tokens bigint, total_tokens
+//!   bigint, metadata jsonb, created_at timestamptz, updated_at timestamptz)`, keyed by
+//!   `(user_id, id)` (message ids are scoped per user) and unique on `(chat_id, seq)`: the
+//!   last N messages or a page of them, either way, is an index range scan. Deleting a
+//!   conversation deletes its messages (`ON DELETE CASCADE`).
+//! - `usage_days (user_id, day date, input_tokens, output_tokens, total_tokens, calls)` and
+//!   `usage_totals (user_id, ...)`: the usage ledger, per UTC day and all time, untouched by
+//!   deletes; one statement records a call in both.
 //! - the function `bedrock_chat_append(...)`: an append is one statement, so one round trip
 //!   and one transaction. It locks the conversation row (`FOR UPDATE`), creates the
 //!   conversation when asked, checks the message ids for an idempotent retry or a

@@ -1,7 +1,8 @@
 //! Rows of the PostgreSQL schema back as domain types.
 
 use bedrock_chat_core::{
-    ChatId, Conversation, Message, MessageId, Metadata, Role, StoreError, Timestamp, UserId,
+    ChatId, Conversation, DailyUsage, Message, MessageId, Metadata, Role, StoreError, Timestamp,
+    Usage, UserId,
 };
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -66,5 +67,20 @@ pub(super) fn message(row: &PgRow) -> Result<Message, StoreError> {
         metadata,
         created_at: get::<Timestamp>(row, "created_at")?,
         updated_at: get::<Timestamp>(row, "updated_at")?,
+    })
+}
+
+/// A `usage_days` row.
+pub(super) fn daily_usage(row: &PgRow) -> Result<DailyUsage, StoreError> {
+    let count =
+        |column: &str| -> Result<u64, StoreError> { to_u64(BACKEND, get(row, column)?, column) };
+    Ok(DailyUsage {
+        day: get(row, "day")?,
+        usage: Usage {
+            input_tokens: count("input_tokens")?,
+            output_tokens: count("output_tokens")?,
+            total_tokens: count("total_tokens")?,
+        },
+        calls: count("calls")?,
     })
 }

@@ -1,11 +1,15 @@
 //! [`HistoryStore`] for [`PostgresHistoryStore`]: every operation is one statement.
 
 use async_trait::async_trait;
-use bedrock_chat_core::store::{AppendRequest, AppendTarget, Appended, Cursor, ListOptions, Page};
-use bedrock_chat_core::{
-    ChatId, Conversation, ConversationUpdate, HistoryStore, Message, MessageId, MessageUpdate,
-    NewConversation, Resource, StoreError, Usage, UsageTotals, UserId,
+use bedrock_chat_core::store::{
+    check_usage_days, AppendRequest, AppendTarget, Appended, Cursor, ListOptions, MessageRange,
+    Page,
 };
+use bedrock_chat_core::{
+    ChatId, Conversation, ConversationUpdate, DailyUsage, HistoryStore, Message, MessageId,
+    MessageUpdate, NewConversation, Resource, StoreError, Timestamp, Usage, UsageTotals, UserId,
+};
+use chrono::NaiveDate;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::Row;
@@ -14,7 +18,7 @@ use uuid::Uuid;
 use super::error::classify;
 use super::rows::{self, CONVERSATION_COLUMNS, MESSAGE_COLUMNS_M};
 use super::{input, PostgresHistoryStore, BACKEND};
-use crate::codec::{to_u64, usage_to_columns};
+use crate::codec::{to_i64, to_u64, usage_to_columns};
 
 /// Calls the append function installed by the migrations (see the module docs).
 const APPEND: &str = "SELECT already_stored, id, chat_id, seq, role, content, reply_to, model, \
@@ -116,14 +120,14 @@ impl HistoryStore for PostgresHistoryStore {
         // Two statements rather than an `OR $2 IS NULL`, which would hide the row
         // comparison from the index.
         let rows = match after {
-            Some((created_at, id)) => {
+            Some((updated_at, id)) => {
                 let sql = format!(
                     "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE user_id = $1 \
-                     AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4"
+                     AND (updated_at, id) < ($2, $3) ORDER BY updated_at DESC, id DESC LIMIT $4"
                 );
                 sqlx::query(&sql)
                     .bind(user.as_str())
-                    .bind(created_at)
+                    .bind(updated_at)
                     .bind(id.as_uuid())
                     .bind(page_limit(&options))
                     .fetch_all(&self.pool)
@@ -132,7 +136,7 @@ impl HistoryStore for PostgresHistoryStore {
             None => {
                 let sql = format!(
                     "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE user_id = $1 \
-                     ORDER BY created_at DESC, id DESC LIMIT $2"
+                     ORDER BY updated_at DESC, id DESC LIMIT $2"
                 );
                 sqlx::query(&sql)
                     .bind(user.as_str())
@@ -282,8 +286,8 @@ impl HistoryStore for PostgresHistoryStore {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS_M} FROM messages m JOIN conversations c ON c.id = m.chat_id \
-             WHERE m.chat_id = $1 AND c.user_id = $2 ORDER BY m.seq DESC LIMIT $3"
+            "SELECT {MESSAGE_COLUMNS_M} FROM messages m \
+             WHERE m.chat_id = $1 AND m.user_id = $2 ORDER BY m.seq DESC LIMIT $3"
         );
         let rows = sqlx::query(&sql)
             .bind(chat_id.as_uuid())
@@ -303,39 +307,43 @@ impl HistoryStore for PostgresHistoryStore {
         chat_id: ChatId,
         options: ListOptions,
     ) -> Result<Page<Message>, StoreError> {
-        let after = match options.message_range()? {
-            bedrock_chat_core::store::MessageRange::After(after) => after,
-            bedrock_chat_core::store::MessageRange::Before(_) => {
-                return Err(StoreError::Unsupported {
-                    backend: self.backend(),
-                    operation: "list_messages newest first",
-                })
-            }
+        let (newest_first, seq) = match options.message_range()? {
+            MessageRange::After(after) => (false, after),
+            MessageRange::Before(before) => (true, before.unwrap_or(u64::MAX)),
         };
-        // A cursor past what bigint can hold has nothing after it.
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        // A cursor past what bigint can hold is past every message.
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let order = if newest_first {
+            "m.seq < $3 ORDER BY m.seq DESC"
+        } else {
+            "m.seq > $3 ORDER BY m.seq"
+        };
+        // The (chat_id, seq) index serves both directions as a range scan.
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS_M} FROM messages m JOIN conversations c ON c.id = m.chat_id \
-             WHERE m.chat_id = $1 AND c.user_id = $2 AND m.seq > $3 ORDER BY m.seq LIMIT $4"
+            "SELECT {MESSAGE_COLUMNS_M} FROM messages m \
+             WHERE m.chat_id = $1 AND m.user_id = $2 AND {order} LIMIT $4"
         );
         let rows = sqlx::query(&sql)
             .bind(chat_id.as_uuid())
             .bind(user.as_str())
-            .bind(after)
+            .bind(seq)
             .bind(page_limit(&options))
             .fetch_all(&self.pool)
             .await
             .map_err(classify)?;
         let items = self.messages_of(user, chat_id, rows).await?;
         Ok(Page::from_overfetched(items, options.limit, |m| {
-            Cursor::after_seq(m.seq)
+            if newest_first {
+                Cursor::before_seq(m.seq)
+            } else {
+                Cursor::after_seq(m.seq)
+            }
         }))
     }
 
     async fn get_message(&self, user: &UserId, id: MessageId) -> Result<Message, StoreError> {
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS_M} FROM messages m JOIN conversations c ON c.id = m.chat_id \
-             WHERE m.id = $1 AND c.user_id = $2"
+            "SELECT {MESSAGE_COLUMNS_M} FROM messages m WHERE m.id = $1 AND m.user_id = $2"
         );
         let row = sqlx::query(&sql)
             .bind(id.as_uuid())
@@ -365,8 +373,7 @@ impl HistoryStore for PostgresHistoryStore {
             "WITH edited AS ( \
                UPDATE messages m SET content = COALESCE($3, m.content), \
                  metadata = COALESCE($4, m.metadata), updated_at = $5 \
-               FROM conversations c \
-               WHERE m.id = $1 AND c.id = m.chat_id AND c.user_id = $2 \
+               WHERE m.user_id = $2 AND m.id = $1 \
                RETURNING {MESSAGE_COLUMNS_M} \
              ), touched AS ( \
                UPDATE conversations SET updated_at = $5 WHERE id = (SELECT chat_id FROM edited) \
@@ -390,8 +397,7 @@ impl HistoryStore for PostgresHistoryStore {
         let now = self.clock.now();
         let row: Option<(Uuid,)> = sqlx::query_as(
             "WITH d AS ( \
-               DELETE FROM messages m USING conversations c \
-               WHERE m.id = $1 AND c.id = m.chat_id AND c.user_id = $2 \
+               DELETE FROM messages m WHERE m.user_id = $2 AND m.id = $1 \
                RETURNING m.chat_id \
              ) \
              UPDATE conversations SET message_count = message_count - 1, updated_at = $3 \
@@ -415,10 +421,11 @@ impl HistoryStore for PostgresHistoryStore {
                (SELECT count(*) FROM conversations WHERE user_id = $1) AS conversations, \
                (SELECT COALESCE(sum(message_count), 0)::bigint FROM conversations \
                  WHERE user_id = $1) AS messages, \
-               COALESCE(sum(m.input_tokens), 0)::bigint AS input_tokens, \
-               COALESCE(sum(m.output_tokens), 0)::bigint AS output_tokens, \
-               COALESCE(sum(m.total_tokens), 0)::bigint AS total_tokens \
-             FROM conversations c JOIN messages m ON m.chat_id = c.id WHERE c.user_id = $1",
+               COALESCE(t.input_tokens, 0) AS input_tokens, \
+               COALESCE(t.output_tokens, 0) AS output_tokens, \
+               COALESCE(t.total_tokens, 0) AS total_tokens, \
+               COALESCE(t.calls, 0) AS calls \
+             FROM (SELECT 1) AS one LEFT JOIN usage_totals t ON t.user_id = $1",
         )
         .bind(user.as_str())
         .fetch_one(&self.pool)
@@ -436,7 +443,69 @@ impl HistoryStore for PostgresHistoryStore {
                 output_tokens: get("output_tokens")?,
                 total_tokens: get("total_tokens")?,
             },
-            calls: 0,
+            calls: get("calls")?,
         })
+    }
+
+    async fn record_usage(
+        &self,
+        user: &UserId,
+        at: Timestamp,
+        usage: Usage,
+    ) -> Result<(), StoreError> {
+        let input = to_i64(usage.input_tokens, "input_tokens")?;
+        let output = to_i64(usage.output_tokens, "output_tokens")?;
+        let total = to_i64(usage.total_tokens, "total_tokens")?;
+        // One statement, so one round trip and one transaction: the day's row and the
+        // all-time row change together or not at all.
+        sqlx::query(
+            "WITH day AS ( \
+               INSERT INTO usage_days AS d \
+                 (user_id, day, input_tokens, output_tokens, total_tokens, calls) \
+               VALUES ($1, $2, $3, $4, $5, 1) \
+               ON CONFLICT (user_id, day) DO UPDATE SET \
+                 input_tokens = d.input_tokens + EXCLUDED.input_tokens, \
+                 output_tokens = d.output_tokens + EXCLUDED.output_tokens, \
+                 total_tokens = d.total_tokens + EXCLUDED.total_tokens, \
+                 calls = d.calls + 1 \
+             ) \
+             INSERT INTO usage_totals AS t \
+               (user_id, input_tokens, output_tokens, total_tokens, calls) \
+             VALUES ($1, $3, $4, $5, 1) \
+             ON CONFLICT (user_id) DO UPDATE SET \
+               input_tokens = t.input_tokens + EXCLUDED.input_tokens, \
+               output_tokens = t.output_tokens + EXCLUDED.output_tokens, \
+               total_tokens = t.total_tokens + EXCLUDED.total_tokens, \
+               calls = t.calls + 1",
+        )
+        .bind(user.as_str())
+        .bind(at.date_naive())
+        .bind(input)
+        .bind(output)
+        .bind(total)
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn daily_usage(
+        &self,
+        user: &UserId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyUsage>, StoreError> {
+        check_usage_days(from, to)?;
+        let rows = sqlx::query(
+            "SELECT day, input_tokens, output_tokens, total_tokens, calls FROM usage_days \
+             WHERE user_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day",
+        )
+        .bind(user.as_str())
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.iter().map(rows::daily_usage).collect()
     }
 }
