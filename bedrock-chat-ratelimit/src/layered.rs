@@ -188,6 +188,14 @@ impl RateLimiter for LayeredRateLimiter {
         }
         Ok(())
     }
+
+    /// Pings every layer; the first that fails answers.
+    async fn ping(&self) -> Result<(), RateLimitError> {
+        for layer in &self.layers {
+            layer.limiter.ping().await?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -259,5 +267,23 @@ mod tests {
         assert!(!d.allowed, "the 50 layer is overdrawn");
         assert_eq!(a.check_now("k", 0).unwrap().remaining, 40);
         assert!(!b.check_now("all", 0).unwrap().allowed);
+    }
+
+    #[tokio::test]
+    async fn ping_fails_when_any_layer_is_down() {
+        let mut broken = MockRateLimiter::new();
+        broken.expect_ping().returning(|| {
+            Err(RateLimitError::Unavailable {
+                backend: "mock",
+                source: "down".into(),
+            })
+        });
+        let healthy = LayeredRateLimiter::per_key(Arc::new(memory(5)));
+        assert!(healthy.ping().await.is_ok());
+        let limiter = healthy.and_shared("global", Arc::new(broken));
+        assert!(matches!(
+            limiter.ping().await,
+            Err(RateLimitError::Unavailable { .. })
+        ));
     }
 }

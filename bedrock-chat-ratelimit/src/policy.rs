@@ -115,6 +115,12 @@ impl RateLimiter for FailurePolicyLimiter {
         let result = self.inner.refund(key, cost).await;
         self.on_failure(result, key, || ())
     }
+
+    /// The inner limiter's answer, whatever the policy: a health check reports a backend
+    /// that is down even while requests are let through.
+    async fn ping(&self) -> Result<(), RateLimitError> {
+        self.inner.ping().await
+    }
 }
 
 #[cfg(test)]
@@ -159,6 +165,22 @@ mod tests {
         assert!(matches!(
             limiter.check("k", 26).await,
             Err(RateLimitError::InsufficientCapacity { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn ping_reports_a_down_backend_even_when_failing_open() {
+        let mut inner = down();
+        inner.expect_ping().returning(|| {
+            Err(RateLimitError::Unavailable {
+                backend: "mock",
+                source: "connection refused".into(),
+            })
+        });
+        let limiter = FailurePolicyLimiter::new(Arc::new(inner), FailurePolicy::FailOpen);
+        assert!(matches!(
+            limiter.ping().await,
+            Err(RateLimitError::Unavailable { .. })
         ));
     }
 }

@@ -380,4 +380,17 @@ impl RateLimiter for DynamoDbRateLimiter {
             source: "the count kept changing during a refund".into(),
         })
     }
+
+    /// One `DescribeTable` of the limiter's table: a table that is missing is a
+    /// [`RateLimitError::Backend`] error, an endpoint that does not answer
+    /// [`RateLimitError::Unavailable`].
+    async fn ping(&self) -> Result<(), RateLimitError> {
+        self.client
+            .describe_table()
+            .table_name(&*self.table)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
 }

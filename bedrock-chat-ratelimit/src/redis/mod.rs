@@ -260,4 +260,13 @@ impl RateLimiter for RedisRateLimiter {
     async fn refund(&self, key: &str, cost: u64) -> Result<(), RateLimitError> {
         self.run(Mode::Refund, key, cost).await.map(|_| ())
     }
+
+    /// One `PING`.
+    async fn ping(&self) -> Result<(), RateLimitError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("PING")
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(classify)
+    }
 }
