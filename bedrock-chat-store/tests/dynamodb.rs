@@ -415,7 +415,7 @@ async fn an_append_that_loses_the_race_for_its_sequence_numbers_reads_again() {
 #[tokio::test]
 async fn conflicts_that_do_not_end_are_unavailable_after_the_configured_attempts() {
     let (store, proxy) = proxied(|config| {
-        config.with_retries(3, Duration::from_millis(1), Duration::from_millis(5))
+        config.with_retries(4, Duration::from_millis(1), Duration::from_millis(5))
     })
     .await;
     let user = random_user();
@@ -432,7 +432,18 @@ async fn conflicts_that_do_not_end_are_unavailable_after_the_configured_attempts
         Err(error @ StoreError::Unavailable { .. }) => assert!(error.is_retryable()),
         other => panic!("expected Unavailable, got {other:?}"),
     }
-    assert_eq!(proxy.seen(TRANSACT) - before, 3);
+    assert_eq!(proxy.seen(TRANSACT) - before, 4, "the configured attempts");
+
+    // A create that keeps conflicting is unavailable, never "the id is taken".
+    let before = proxy.seen(TRANSACT);
+    let result = store
+        .create_conversation(&user, NewConversation::new("never"))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable { .. })),
+        "{result:?}"
+    );
+    assert_eq!(proxy.seen(TRANSACT) - before, 4);
 }
 
 /// 8 writers, each its own store (as if in its own process, so they really race), make
