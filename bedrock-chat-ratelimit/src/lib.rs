@@ -11,7 +11,7 @@ mod redis;
 
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::DynamoDbRateLimiter;
-pub use layered::{LayerScope, LayeredRateLimiter};
+pub use layered::{LayerQuota, LayerScope, LayeredRateLimiter, Layers};
 pub use memory::InMemoryRateLimiter;
 pub use policy::{FailurePolicy, FailurePolicyLimiter};
 #[cfg(feature = "redis")]

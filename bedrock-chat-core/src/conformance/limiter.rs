@@ -63,6 +63,218 @@ macro_rules! rate_limiter_conformance {
     };
 }
 
+/// One layer of a layered limiter under test, in the order the layers are given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerUnderTest {
+    /// The one key every caller shares (a global limit), or `None` for a layer counting
+    /// each caller's own key.
+    pub shared: Option<String>,
+    /// The layer's quota.
+    pub quota: Quota,
+}
+
+/// Makes a layered limiter enforcing the given layers on a clock, in a fresh namespace.
+#[doc(hidden)]
+pub trait MakeLayeredLimiter {
+    /// Makes the limiter under test.
+    fn make(
+        &self,
+        layers: Vec<LayerUnderTest>,
+        clock: ManualClock,
+    ) -> BoxFuture<'static, Arc<dyn RateLimiter>>;
+}
+
+impl<F, Fut> MakeLayeredLimiter for F
+where
+    F: Fn(Vec<LayerUnderTest>, ManualClock) -> Fut,
+    Fut: Future<Output = Arc<dyn RateLimiter>> + Send + 'static,
+{
+    fn make(
+        &self,
+        layers: Vec<LayerUnderTest>,
+        clock: ManualClock,
+    ) -> BoxFuture<'static, Arc<dyn RateLimiter>> {
+        Box::pin(self(layers, clock))
+    }
+}
+
+/// Expands into one `#[tokio::test]` per layered limiter case, each calling
+/// `$make(layers, clock).await` for an `Arc<dyn RateLimiter>` enforcing `layers` (in that
+/// order) on `clock`.
+///
+/// These cases hold a layered limiter to being one atomic step: a limiter that checks
+/// layer by layer and refunds (the generic `LayeredRateLimiter`) fails
+/// `a_refused_request_takes_nothing_from_another_layer_under_contention`.
+#[macro_export]
+macro_rules! layered_rate_limiter_conformance {
+    ($make:path) => {
+        $crate::__conformance_cases!(limiter, $make;
+            a_refused_request_takes_nothing_from_another_layer_under_contention,
+            every_layer_counts_and_the_tightest_layer_is_reported,
+            charges_and_refunds_reach_every_layer,
+            a_cost_above_any_layers_limit_is_an_error_and_spends_nothing,
+        );
+    };
+}
+
+fn per_key(limit: u64, window_secs: u64) -> LayerUnderTest {
+    LayerUnderTest {
+        shared: None,
+        quota: quota(limit, window_secs),
+    }
+}
+
+fn shared(limit: u64, window_secs: u64) -> LayerUnderTest {
+    LayerUnderTest {
+        shared: Some(format!("global-{}", random_key())),
+        quota: quota(limit, window_secs),
+    }
+}
+
+async fn setup_layers(
+    make: &impl MakeLayeredLimiter,
+    layers: Vec<LayerUnderTest>,
+) -> (Arc<dyn RateLimiter>, ManualClock) {
+    let clock = ManualClock::at_millis(START_MILLIS);
+    let limiter = make.make(layers, clock.clone()).await;
+    (limiter, clock)
+}
+
+/// A global layer with room for exactly 20 more, checked first, and a per-key layer of
+/// 1: 20 fresh keys send one request each while a key already over its own limit sends
+/// 180, all at once. The over-limit key's requests are refused by the per-key layer and
+/// must take nothing from the global layer, not even for a moment: exactly the 20 fresh
+/// requests pass.
+pub async fn a_refused_request_takes_nothing_from_another_layer_under_contention(
+    make: &impl MakeLayeredLimiter,
+) {
+    let (limiter, _clock) = setup_layers(make, vec![shared(21, 60), per_key(1, 60)]).await;
+    let hot = random_key();
+    assert!(limiter.check(&hot, 1).await.expect("check").allowed);
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let limiter = Arc::clone(&limiter);
+            let (key, fresh) = if i % 10 == 0 {
+                (random_key(), true)
+            } else {
+                (hot.clone(), false)
+            };
+            tokio::spawn(async move { (fresh, limiter.check(&key, 1).await) })
+        })
+        .collect();
+    let (mut fresh_allowed, mut hot_allowed) = (0, 0);
+    for task in tasks {
+        let (fresh, decision) = task.await.expect("task");
+        let decision = decision.expect("check");
+        match (fresh, decision.allowed) {
+            (true, true) => fresh_allowed += 1,
+            (false, true) => hot_allowed += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(hot_allowed, 0, "the hot key is over its own limit");
+    assert_eq!(
+        fresh_allowed, 20,
+        "every fresh request fits in the global layer; refused ones took room from it"
+    );
+    let spent = limiter.check(&random_key(), 1).await.expect("check");
+    assert!(!spent.allowed, "the global layer is exactly full");
+    assert_eq!((spent.limit, spent.remaining), (21, 0));
+}
+
+/// An allowed request is counted by every layer, a refused one by none, and the decision
+/// reports the most restrictive layer: fewest units left when allowed, the refusing
+/// layer (its limit and retry time) when refused.
+pub async fn every_layer_counts_and_the_tightest_layer_is_reported(make: &impl MakeLayeredLimiter) {
+    // Two per key per minute; three over all keys per second.
+    let (limiter, clock) = setup_layers(make, vec![per_key(2, 60), shared(3, 1)]).await;
+    let (a, b, c) = (random_key(), random_key(), random_key());
+    let first = limiter.check(&a, 1).await.expect("check");
+    assert!(first.allowed);
+    assert_eq!(
+        (first.limit, first.remaining),
+        (2, 1),
+        "per key 1 left, global 2"
+    );
+    let second = limiter.check(&a, 1).await.expect("check");
+    assert_eq!((second.limit, second.remaining), (2, 0));
+    let refused = limiter.check(&a, 1).await.expect("check");
+    assert!(!refused.allowed, "a is over its own limit");
+    assert_eq!((refused.limit, refused.remaining), (2, 0));
+    assert_eq!(refused.retry_after, Some(Duration::from_secs(60)));
+    let last = limiter.check(&b, 1).await.expect("check");
+    assert!(
+        last.allowed,
+        "a's refusal took nothing from the global layer"
+    );
+    assert_eq!(
+        (last.limit, last.remaining),
+        (3, 0),
+        "per key 1 left, global 0"
+    );
+    let global = limiter.check(&c, 1).await.expect("check");
+    assert!(!global.allowed, "the global layer is full");
+    assert_eq!((global.limit, global.remaining), (3, 0));
+    assert_eq!(global.retry_after, Some(Duration::from_secs(1)));
+    // The next second: the global layer starts again, and c's per-key count shows that
+    // the global refusal spent nothing there either.
+    clock.advance(Duration::from_secs(1));
+    let again = limiter.check(&c, 1).await.expect("check");
+    assert!(again.allowed);
+    assert_eq!((again.limit, again.remaining), (2, 1));
+    let still = limiter.check(&a, 1).await.expect("check");
+    assert!(!still.allowed, "a's own minute has not ended");
+    assert_eq!(still.retry_after, Some(Duration::from_secs(59)));
+}
+
+/// A charge overdraws every layer and a refund gives back in every layer.
+pub async fn charges_and_refunds_reach_every_layer(make: &impl MakeLayeredLimiter) {
+    let (limiter, _clock) = setup_layers(make, vec![per_key(100, 60), shared(50, 60)]).await;
+    let key = random_key();
+    let charged = limiter.charge(&key, 60).await.expect("charge");
+    assert!(!charged.allowed, "the global layer is overdrawn");
+    assert_eq!((charged.limit, charged.remaining), (50, 0));
+    assert!(
+        !limiter
+            .check(&random_key(), 1)
+            .await
+            .expect("check")
+            .allowed
+    );
+    limiter.refund(&key, 60).await.expect("refund");
+    let after = limiter.check(&key, 50).await.expect("check");
+    assert!(after.allowed, "both layers got the 60 back");
+    assert_eq!((after.limit, after.remaining), (50, 0));
+    let own = limiter.check(&key, 0).await.expect("check");
+    assert!(!own.allowed, "the global layer is full again");
+    limiter.refund(&key, 50).await.expect("refund");
+    let per_key_left = limiter.check(&key, 0).await.expect("check");
+    assert!(per_key_left.allowed);
+    assert_eq!(
+        (per_key_left.limit, per_key_left.remaining),
+        (50, 50),
+        "global 50 left, per key 100"
+    );
+}
+
+/// A cost above any one layer's whole limit is an error, and nothing is spent in any
+/// layer.
+pub async fn a_cost_above_any_layers_limit_is_an_error_and_spends_nothing(
+    make: &impl MakeLayeredLimiter,
+) {
+    let (limiter, _clock) = setup_layers(make, vec![per_key(10, 60), shared(5, 60)]).await;
+    let key = random_key();
+    match limiter.check(&key, 6).await {
+        Err(error @ RateLimitError::InsufficientCapacity { cost: 6, limit: 5 }) => {
+            assert!(!error.is_retryable());
+        }
+        other => panic!("expected InsufficientCapacity, got {other:?}"),
+    }
+    let all = limiter.check(&key, 5).await.expect("check");
+    assert!(all.allowed, "nothing was spent by the refused cost");
+    assert_eq!((all.limit, all.remaining), (5, 0));
+}
+
 fn quota(limit: u64, window_secs: u64) -> Quota {
     Quota::new(limit, Duration::from_secs(window_secs))
         .unwrap_or_else(|e| panic!("a valid test quota: {e}"))
@@ -161,10 +373,16 @@ pub async fn cost_above_the_limit_is_an_error_and_spends_nothing(make: &impl Mak
     let (pair, _clock) = setup(make, 10, 60).await;
     let key = random_key();
     match pair.first.check(&key, 11).await {
-        Err(RateLimitError::InsufficientCapacity {
-            cost: 11,
-            limit: 10,
-        }) => {}
+        Err(
+            error @ RateLimitError::InsufficientCapacity {
+                cost: 11,
+                limit: 10,
+            },
+        ) => {
+            // Waiting never helps: not a 429, not retryable.
+            assert!(!error.is_retryable());
+            assert_eq!(error.http_status(), 413);
+        }
         other => panic!("expected InsufficientCapacity, got {other:?}"),
     }
     let all = pair.first.check(&key, 10).await.expect("check");
