@@ -8,6 +8,7 @@ pub mod clock;
 pub mod conformance;
 pub mod context;
 pub mod error;
+pub mod history_ext;
 pub mod ids;
 pub mod limiter;
 pub mod model;
@@ -24,6 +25,7 @@ pub use bedrock::{BedrockChatModel, BedrockConfig};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::{CharRatioEstimator, TokenEstimator};
 pub use error::{ChatError, InvalidInput, ModelError, RateLimitError, Resource, StoreError};
+pub use history_ext::{ExportFormat, HistoryStoreExt};
 pub use ids::{ChatId, MessageId, UserId};
 pub use limiter::{Decision, Quota, RateLimiter};
 pub use model::{
@@ -32,7 +34,8 @@ pub use model::{
 };
 pub use offline::OfflineChatModel;
 pub use service::{
-    ChatPolicy, ChatReply, ChatService, ChatServiceBuilder, ChatStream, SendRequest, StreamEvent,
+    ChatPolicy, ChatReply, ChatService, ChatServiceBuilder, ChatStream, Persona, PersonaReply,
+    SendRequest, StatelessReply, StreamEvent, StructuredReply, AUDIT_TARGET,
 };
 pub use store::{
     AppendRequest, AppendTarget, Appended, Cursor, HistoryStore, ListOptions, MessageOrder,

@@ -33,6 +33,9 @@ pub struct ChatPolicy {
     pub stream_idle_timeout: Duration,
     /// New conversations are titled with this many characters of their first message.
     pub title_chars: usize,
+    /// Whether audit events carry the user's message text (off by default: logs then hold
+    /// no conversation content).
+    pub audit_message_text: bool,
 }
 
 impl Default for ChatPolicy {
@@ -47,6 +50,7 @@ impl Default for ChatPolicy {
             guardrail: None,
             stream_idle_timeout: Duration::from_secs(120),
             title_chars: 60,
+            audit_message_text: false,
         }
     }
 }
@@ -80,6 +84,18 @@ impl ChatPolicy {
     /// Sets the guardrail for every call.
     pub fn with_guardrail(mut self, guardrail: GuardrailConfig) -> Self {
         self.guardrail = Some(guardrail);
+        self
+    }
+
+    /// Sets whether audit events carry the user's message text.
+    pub fn with_audit_message_text(mut self, on: bool) -> Self {
+        self.audit_message_text = on;
+        self
+    }
+
+    /// Sets the longest system prompt accepted, in characters.
+    pub fn with_max_system_prompt_chars(mut self, chars: usize) -> Self {
+        self.max_system_prompt_chars = chars;
         self
     }
 

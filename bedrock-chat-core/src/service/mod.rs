@@ -1,6 +1,8 @@
 //! [`ChatService`]: a model, a history store and limiters composed into one send.
 
+mod audit;
 mod builder;
+mod oneshot;
 mod stream;
 
 use std::sync::Arc;
@@ -9,19 +11,20 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::task::TaskTracker;
 
+pub use audit::AUDIT_TARGET;
 pub use builder::{ChatPolicy, ChatServiceBuilder};
+pub use oneshot::{Persona, PersonaReply, StatelessReply, StructuredReply};
 pub use stream::{ChatStream, StreamEvent};
+
+use audit::{CallMeta, Operation, Outcome};
 
 use crate::context::{build_context, TokenEstimator};
 use crate::error::{ChatError, InvalidInput, StoreError};
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::limiter::{Decision, RateLimiter};
-use crate::model::{ChatModel, InferenceConfig, ModelRequest, StopReason};
+use crate::model::{ChatModel, GuardrailConfig, InferenceConfig, ModelRequest, StopReason};
 use crate::store::{AppendRequest, AppendTarget, HistoryStore};
 use crate::types::{Message, Metadata, NewConversation, NewMessage, Role, Usage};
-
-/// Where audit events go (`tracing` target): one per model call.
-pub const AUDIT_TARGET: &str = "bedrock_chat::audit";
 
 /// One message to send, and who sends it.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,6 +45,13 @@ pub struct SendRequest {
     pub inference: Option<InferenceConfig>,
     /// The rate-limit key; `None` uses the user id (use the client IP for anonymous users).
     pub rate_key: Option<String>,
+    /// The token-budget key; `None` uses the rate-limit key. Set it to budget a caller per
+    /// identity while limiting requests per client IP.
+    pub budget_key: Option<String>,
+    /// A guardrail for this call, over the policy's.
+    pub guardrail: Option<GuardrailConfig>,
+    /// The host's id of the request (an HTTP request id), carried into the audit event.
+    pub request_id: Option<String>,
     /// Metadata stored with the user's message.
     pub metadata: Metadata,
 }
@@ -57,6 +67,9 @@ impl SendRequest {
             system_prompt: None,
             inference: None,
             rate_key: None,
+            budget_key: None,
+            guardrail: None,
+            request_id: None,
             metadata: Metadata::new(),
         }
     }
@@ -91,10 +104,44 @@ impl SendRequest {
         self
     }
 
+    /// Sets the token-budget key (by default the rate-limit key).
+    pub fn with_budget_key(mut self, key: impl Into<String>) -> Self {
+        self.budget_key = Some(key.into());
+        self
+    }
+
+    /// Applies `guardrail` to this call instead of the policy's.
+    pub fn with_guardrail(mut self, guardrail: GuardrailConfig) -> Self {
+        self.guardrail = Some(guardrail);
+        self
+    }
+
+    /// Sets the request id that the audit event carries.
+    pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
     /// Sets the metadata stored with the message.
     pub fn with_metadata(mut self, metadata: Metadata) -> Self {
         self.metadata = metadata;
         self
+    }
+
+    /// The audit facts of this request, its keys defaulted.
+    fn call_meta(&self, operation: Operation, log_message: bool) -> CallMeta {
+        let rate_key = self
+            .rate_key
+            .clone()
+            .unwrap_or_else(|| self.user.as_str().to_owned());
+        CallMeta {
+            user: self.user.clone(),
+            operation,
+            request_id: self.request_id.clone(),
+            budget_key: self.budget_key.clone().unwrap_or_else(|| rate_key.clone()),
+            rate_key,
+            message: log_message.then(|| self.message.clone()),
+        }
     }
 }
 
@@ -211,8 +258,7 @@ impl std::fmt::Debug for ChatService {
 
 /// A send that passed validation and limits, ready for the model.
 struct Prepared {
-    user: UserId,
-    rate_key: String,
+    meta: CallMeta,
     target: AppendTarget,
     message_uid: MessageId,
     question: String,
@@ -273,7 +319,7 @@ impl ChatService {
     /// [`ChatError::BudgetExhausted`] when over a limit; [`ChatError::Model`] when the
     /// model fails (nothing is stored then).
     pub async fn send(&self, request: SendRequest) -> Result<ChatReply, ChatError> {
-        let (prepared, model_request) = match self.prepare(request).await? {
+        let (prepared, model_request) = match self.prepare(request, Operation::Send).await? {
             Preparation::Replay(reply) => return Ok(*reply),
             Preparation::Call(prepared, model_request) => (prepared, model_request),
         };
@@ -282,7 +328,8 @@ impl ChatService {
             Ok(response) => response,
             Err(error) => {
                 let error = ChatError::from(error);
-                self.audit_failure(&prepared, started.elapsed(), &error);
+                self.inner
+                    .audit_failure(&prepared, started.elapsed(), &error, 0);
                 return Err(error);
             }
         };
@@ -308,7 +355,7 @@ impl ChatService {
     /// # Errors
     /// As [`send`](Self::send), for what fails before the first event.
     pub async fn send_stream(&self, request: SendRequest) -> Result<ChatStream, ChatError> {
-        let (prepared, model_request) = match self.prepare(request).await? {
+        let (prepared, model_request) = match self.prepare(request, Operation::Stream).await? {
             Preparation::Replay(reply) => return Ok(ChatStream::replay(*reply)),
             Preparation::Call(prepared, model_request) => (prepared, model_request),
         };
@@ -317,7 +364,8 @@ impl ChatService {
             Ok(stream) => stream,
             Err(error) => {
                 let error = ChatError::from(error);
-                self.audit_failure(&prepared, started.elapsed(), &error);
+                self.inner
+                    .audit_failure(&prepared, started.elapsed(), &error, 0);
                 return Err(error);
             }
         };
@@ -342,31 +390,14 @@ impl ChatService {
         self.inner.tasks.len()
     }
 
-    fn audit_failure(&self, prepared: &Prepared, latency: Duration, error: &ChatError) {
-        tracing::warn!(
-            target: AUDIT_TARGET,
-            user = %prepared.user,
-            chat_id = %prepared.target.chat_id(),
-            message_uid = %prepared.message_uid,
-            model = self.inner.model.model_id(),
-            latency_ms = latency.as_millis() as u64,
-            error = %error,
-            "model call failed"
-        );
-    }
-
-    async fn prepare(&self, request: SendRequest) -> Result<Preparation, ChatError> {
+    async fn prepare(
+        &self,
+        request: SendRequest,
+        operation: Operation,
+    ) -> Result<Preparation, ChatError> {
         let inner = &self.inner;
         let policy = &inner.policy;
-        validate_text(&request.message, "message", policy.max_message_chars, true)?;
-        if let Some(prompt) = &request.system_prompt {
-            validate_text(
-                prompt,
-                "system_prompt",
-                policy.max_system_prompt_chars,
-                false,
-            )?;
-        }
+        inner.validate(&request)?;
 
         if let Some(uid) = request.message_uid {
             if let Some(reply) = inner.stored_exchange(&request.user, uid).await? {
@@ -374,26 +405,8 @@ impl ChatService {
             }
         }
 
-        let rate_key = request
-            .rate_key
-            .clone()
-            .unwrap_or_else(|| request.user.as_str().to_owned());
-        // The budget check spends nothing, so a refusal there leaves the request count
-        // untouched; the request check comes last.
-        if let Some(budget) = &inner.token_budget {
-            let decision = budget.check(&rate_key, 0).await?;
-            if !decision.allowed {
-                return Err(ChatError::BudgetExhausted(decision));
-            }
-        }
-        let mut rate_limit = None;
-        if let Some(limiter) = &inner.request_limiter {
-            let decision = limiter.check(&rate_key, 1).await?;
-            if !decision.allowed {
-                return Err(ChatError::RateLimited(decision));
-            }
-            rate_limit = Some(decision);
-        }
+        let meta = request.call_meta(operation, policy.audit_message_text);
+        let rate_limit = inner.check_limits(&meta).await?;
 
         let (target, history, stored_prompt) = match request.chat_id {
             Some(chat_id) => {
@@ -422,10 +435,6 @@ impl ChatService {
             policy.context_tokens,
             inner.estimator.as_ref(),
         );
-        let inference = match &request.inference {
-            Some(over) => policy.inference.overridden_by(over),
-            None => policy.inference.clone(),
-        };
         let model_request = ModelRequest {
             system: request
                 .system_prompt
@@ -433,13 +442,12 @@ impl ChatService {
                 .or(stored_prompt)
                 .or_else(|| policy.system_prompt.clone()),
             messages: context.messages,
-            inference,
-            guardrail: policy.guardrail.clone(),
+            inference: inner.inference_for(&request),
+            guardrail: request.guardrail.or_else(|| policy.guardrail.clone()),
             output_schema: None,
         };
         let prepared = Prepared {
-            user: request.user,
-            rate_key,
+            meta,
             target,
             message_uid: request.message_uid.unwrap_or_default(),
             question: request.message,
@@ -452,6 +460,100 @@ impl ChatService {
 }
 
 impl Inner {
+    /// Checks what every send must satisfy: a message, within the policy's lengths.
+    fn validate(&self, request: &SendRequest) -> Result<(), InvalidInput> {
+        let policy = &self.policy;
+        validate_text(&request.message, "message", policy.max_message_chars, true)?;
+        if let Some(prompt) = &request.system_prompt {
+            validate_text(
+                prompt,
+                "system_prompt",
+                policy.max_system_prompt_chars,
+                false,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The sampling settings of a request: the policy's, overridden by the request's.
+    fn inference_for(&self, request: &SendRequest) -> InferenceConfig {
+        match &request.inference {
+            Some(over) => self.policy.inference.overridden_by(over),
+            None => self.policy.inference.clone(),
+        }
+    }
+
+    /// The token budget check (it spends nothing, so a refusal there leaves the request
+    /// count untouched), then the request limit. `Ok` carries the request limiter's
+    /// decision.
+    async fn check_limits(&self, meta: &CallMeta) -> Result<Option<Decision>, ChatError> {
+        if let Some(budget) = &self.token_budget {
+            let decision = budget.check(&meta.budget_key, 0).await?;
+            if !decision.allowed {
+                return Err(ChatError::BudgetExhausted(decision));
+            }
+        }
+        let Some(limiter) = &self.request_limiter else {
+            return Ok(None);
+        };
+        let decision = limiter.check(&meta.rate_key, 1).await?;
+        if !decision.allowed {
+            return Err(ChatError::RateLimited(decision));
+        }
+        Ok(Some(decision))
+    }
+
+    /// Records a finished call's tokens in the user's usage ledger and charges them to the
+    /// budget. The reply exists by now; failing the call would only make the client retry
+    /// into a replay, so a lost charge is logged instead.
+    async fn account(&self, meta: &CallMeta, usage: Usage) {
+        match self
+            .store
+            .record_usage(&meta.user, chrono::Utc::now(), usage)
+            .await
+        {
+            Ok(()) => {}
+            // A backend without a ledger (a third-party store) just has no usage figures.
+            Err(StoreError::Unsupported { .. }) => {}
+            Err(error) => tracing::error!(
+                user = %meta.user,
+                tokens = usage.total_tokens,
+                error = %error,
+                "could not record token usage in the ledger"
+            ),
+        }
+        if let Some(budget) = &self.token_budget {
+            if let Err(error) = budget.charge(&meta.budget_key, usage.total_tokens).await {
+                tracing::error!(
+                    key = %meta.budget_key,
+                    tokens = usage.total_tokens,
+                    error = %error,
+                    "could not charge token usage to the budget"
+                );
+            }
+        }
+    }
+
+    fn audit_failure(
+        &self,
+        prepared: &Prepared,
+        latency: Duration,
+        error: &ChatError,
+        partial_chars: usize,
+    ) {
+        audit::model_call(
+            &prepared.meta,
+            self.model.model_id(),
+            Some(prepared.target.chat_id()),
+            Some(prepared.message_uid),
+            latency,
+            Outcome::Failed {
+                error,
+                partial_chars,
+            },
+        );
+    }
+
     /// The exchange stored under `uid`, if any.
     async fn stored_exchange(
         &self,
@@ -506,7 +608,24 @@ impl Inner {
             target: prepared.target,
             messages: vec![question, answer],
         };
-        let appended = self.store.append(&prepared.user, request).await?;
+        let appended = match self.store.append(&prepared.meta.user, request).await {
+            Ok(appended) => appended,
+            Err(error) => {
+                let error = ChatError::from(error);
+                audit::model_call(
+                    &prepared.meta,
+                    &model_id,
+                    None,
+                    Some(uid),
+                    latency,
+                    Outcome::Failed {
+                        error: &error,
+                        partial_chars: 0,
+                    },
+                );
+                return Err(error);
+            }
+        };
         let mut stored = appended.messages.into_iter();
         let (Some(question), Some(answer)) = (stored.next(), stored.next()) else {
             return Err(StoreError::Backend {
@@ -516,33 +635,20 @@ impl Inner {
             .into());
         };
 
-        tracing::info!(
-            target: AUDIT_TARGET,
-            user = %prepared.user,
-            chat_id = %question.chat_id,
-            message_uid = %uid,
-            model = %model_id,
-            input_tokens = usage.input_tokens,
-            output_tokens = usage.output_tokens,
-            latency_ms = latency.as_millis() as u64,
-            stop_reason = stop_reason.as_str(),
-            replayed = appended.already_stored,
-            "model call"
+        audit::model_call(
+            &prepared.meta,
+            &model_id,
+            Some(question.chat_id),
+            Some(uid),
+            latency,
+            Outcome::Ok {
+                usage,
+                stop_reason: &stop_reason,
+                replayed: appended.already_stored,
+            },
         );
-
         if !appended.already_stored {
-            if let Some(budget) = &self.token_budget {
-                // The reply is stored; failing the send now would only make the client
-                // retry into a replay. A lost charge is logged instead.
-                if let Err(error) = budget.charge(&prepared.rate_key, usage.total_tokens).await {
-                    tracing::error!(
-                        key = %prepared.rate_key,
-                        tokens = usage.total_tokens,
-                        error = %error,
-                        "could not charge token usage to the budget"
-                    );
-                }
-            }
+            self.account(&prepared.meta, usage).await;
         }
 
         let mut reply = ChatReply::from_messages(question, answer, appended.already_stored);
@@ -552,7 +658,7 @@ impl Inner {
     }
 }
 
-fn validate_text(
+pub(super) fn validate_text(
     text: &str,
     field: &str,
     max_chars: usize,

@@ -183,7 +183,7 @@ async fn generate(
         .await
 }
 
-/// Logs a failed generation; the partial text is dropped, never stored.
+/// Audits a failed generation; the partial text is dropped, never stored.
 fn failed(
     inner: &Inner,
     prepared: &Prepared,
@@ -192,16 +192,11 @@ fn failed(
     error: ModelError,
 ) -> ChatError {
     let error = ChatError::from(error);
-    tracing::warn!(
-        target: super::AUDIT_TARGET,
-        user = %prepared.user,
-        chat_id = %prepared.target.chat_id(),
-        message_uid = %prepared.message_uid,
-        model = inner.model.model_id(),
-        partial_chars = partial.chars().count(),
-        latency_ms = started_at.elapsed().as_millis() as u64,
-        error = %error,
-        "streamed model call failed; nothing stored"
+    inner.audit_failure(
+        prepared,
+        started_at.elapsed(),
+        &error,
+        partial.chars().count(),
     );
     error
 }

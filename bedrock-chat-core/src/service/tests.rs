@@ -77,6 +77,8 @@ fn store_accepting_appends() -> MockHistoryStore {
             already_stored: false,
         })
     });
+    // Every stored exchange is recorded in the usage ledger.
+    store.expect_record_usage().returning(|_, _, _| Ok(()));
     store
 }
 
