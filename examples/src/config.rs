@@ -1,0 +1,395 @@
+//! Configuration shared by the hosts: flags, `BEDROCK_CHAT_*` environment variables and a
+//! `.env` file, parsed by clap into one struct per concern.
+//!
+//! Precedence, highest first: a flag, the environment (including what `.env` set), the
+//! default. [`load_dotenv`] reads `.env` from the working directory without overriding
+//! variables already set.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use bedrock_chat_core::{GuardrailConfig, InferenceConfig, Quota};
+use clap::{Args, Parser, ValueEnum};
+
+/// Reads `.env` from the working directory, if there is one, into the environment
+/// (variables already set win).
+///
+/// # Errors
+/// A `.env` file that exists but cannot be parsed.
+pub fn load_dotenv() -> Result<(), dotenvy::Error> {
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(e) if e.not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Where conversations are kept, how callers are limited, and which model answers: what
+/// the server, the CLI and the Lambda function share.
+#[derive(Args, Clone, Debug)]
+pub struct BackendArgs {
+    /// The history store: `memory`, `sqlite:PATH`, `postgres://…`, `redis://…` or
+    /// `dynamodb://TABLE?endpoint=URL&region=R`.
+    #[arg(
+        long,
+        env = "BEDROCK_CHAT_STORE",
+        default_value = "sqlite:bedrock-chat.db"
+    )]
+    pub store: String,
+
+    /// The rate limiter: `memory`, `redis://…` or `dynamodb://TABLE?endpoint=URL&region=R`.
+    #[arg(long, env = "BEDROCK_CHAT_LIMITER", default_value = "memory")]
+    pub limiter: String,
+
+    /// Requests per caller (user, or client IP when anonymous), as `N/PERIOD` with PERIOD
+    /// one of `s`, `min`, `h`, `day`.
+    #[arg(long, env = "BEDROCK_CHAT_RATE_LIMIT", default_value = "10/min")]
+    pub rate_limit: RateSpec,
+
+    /// An optional limit over all callers together, as `N/PERIOD`.
+    #[arg(long, env = "BEDROCK_CHAT_GLOBAL_RATE_LIMIT")]
+    pub global_rate_limit: Option<RateSpec>,
+
+    /// An optional token budget per caller, as `N/PERIOD` (e.g. `100000/day`).
+    #[arg(long, env = "BEDROCK_CHAT_TOKEN_BUDGET")]
+    pub token_budget: Option<RateSpec>,
+
+    /// The model: `offline` (a deterministic local model) or `bedrock:MODEL_ID`. Defaults
+    /// to `bedrock:$BEDROCK_MODEL_ID` when that variable is set, else `offline`. The AWS
+    /// SDK's own configuration applies (region, credentials,
+    /// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`).
+    #[arg(long, env = "BEDROCK_CHAT_MODEL")]
+    pub model: Option<String>,
+
+    /// The system prompt when neither the request nor the conversation has one.
+    #[arg(long, env = "BEDROCK_CHAT_SYSTEM_PROMPT")]
+    pub system_prompt: Option<String>,
+
+    /// Sampling temperature, 0 to 1.
+    #[arg(long, env = "BEDROCK_CHAT_TEMPERATURE")]
+    pub temperature: Option<f32>,
+
+    /// The most tokens a reply may have.
+    #[arg(long, env = "BEDROCK_CHAT_MAX_TOKENS")]
+    pub max_tokens: Option<u32>,
+
+    /// Nucleus sampling, 0 to 1.
+    #[arg(long, env = "BEDROCK_CHAT_TOP_P")]
+    pub top_p: Option<f32>,
+
+    /// A Bedrock Guardrail applied to every call, as `ID:VERSION`.
+    #[arg(long, env = "BEDROCK_CHAT_GUARDRAIL")]
+    pub guardrail: Option<GuardrailSpec>,
+
+    /// The longest message accepted, in characters.
+    #[arg(long, env = "BEDROCK_CHAT_MAX_MESSAGE_CHARS", default_value_t = 32_000)]
+    pub max_message_chars: usize,
+
+    /// Log format.
+    #[arg(long, env = "BEDROCK_CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+
+    /// Put the user's message text in audit events (off: logs hold no conversation text).
+    #[arg(long, env = "BEDROCK_CHAT_LOG_MESSAGE_TEXT")]
+    pub log_message_text: bool,
+}
+
+impl BackendArgs {
+    /// The model setting with its default applied.
+    pub fn model_spec(&self) -> String {
+        match &self.model {
+            Some(model) => model.clone(),
+            None => match std::env::var("BEDROCK_MODEL_ID") {
+                Ok(id) if !id.trim().is_empty() => format!("bedrock:{}", id.trim()),
+                _ => "offline".to_owned(),
+            },
+        }
+    }
+
+    /// The sampling settings the flags give.
+    pub fn inference(&self) -> InferenceConfig {
+        InferenceConfig {
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            ..InferenceConfig::default()
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// How callers prove who they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// Anonymous: a per-browser identity cookie; limits are per client IP.
+    None,
+    /// Static API keys (`Authorization: Bearer KEY` or `X-API-Key: KEY`).
+    ApiKey,
+    /// JWT bearer tokens verified against a JWKS (Cognito-compatible).
+    Jwt,
+}
+
+/// The HTTP server's own settings.
+#[derive(Args, Clone, Debug)]
+pub struct HttpArgs {
+    /// The address to listen on; port 0 picks a free port.
+    #[arg(long, env = "BEDROCK_CHAT_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// How callers are identified.
+    #[arg(long, env = "BEDROCK_CHAT_AUTH", value_enum, default_value_t = AuthMode::None)]
+    pub auth: AuthMode,
+
+    /// With `--auth api-key`: a file of lines `USER_ID KEY` (`#` starts a comment).
+    #[arg(long, env = "BEDROCK_CHAT_API_KEYS")]
+    pub api_keys: Option<PathBuf>,
+
+    /// With `--auth jwt`: where the signing keys are published (a JWKS document).
+    #[arg(long, env = "BEDROCK_CHAT_JWKS_URL")]
+    pub jwks_url: Option<String>,
+
+    /// With `--auth jwt`: the required `iss` claim.
+    #[arg(long, env = "BEDROCK_CHAT_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// With `--auth jwt`: the accepted audience (`aud`, or Cognito's `client_id`).
+    #[arg(long, env = "BEDROCK_CHAT_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// An origin allowed to call the API from a browser (repeatable; comma-separated in
+    /// the environment).
+    #[arg(
+        long = "cors-origin",
+        env = "BEDROCK_CHAT_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// The largest request body accepted, in bytes.
+    #[arg(long, env = "BEDROCK_CHAT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// How long a non-streaming request may take, as `30s`, `2min`, ...
+    #[arg(long, env = "BEDROCK_CHAT_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// How long shutdown waits for requests and streams in flight.
+    #[arg(long, env = "BEDROCK_CHAT_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Take the client IP from `X-Forwarded-For` (only behind a proxy that sets it).
+    #[arg(long, env = "BEDROCK_CHAT_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+
+    /// Mark the identity cookie `Secure` (serve over HTTPS).
+    #[arg(long, env = "BEDROCK_CHAT_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+}
+
+/// The example server's command line.
+#[derive(Parser, Clone, Debug)]
+#[command(
+    name = "bedrock-chat-server",
+    version,
+    about = "A chat backend on Amazon Bedrock: REST, streaming, history, limits",
+    long_about = "A chat backend on Amazon Bedrock: REST and Server-Sent Events, \
+conversation history, rate limits and token budgets, a web chat page.\n\n\
+Every flag can also be set by its environment variable or in a .env file."
+)]
+pub struct ServerConfig {
+    /// Store, limiter and model.
+    #[command(flatten)]
+    pub backends: BackendArgs,
+
+    /// HTTP settings.
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// A rate as `N/PERIOD`: `10/min`, `2/s`, `100000/day`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateSpec {
+    /// How many per window.
+    pub limit: u64,
+    /// The window.
+    pub window: Duration,
+}
+
+impl RateSpec {
+    /// The quota it describes.
+    ///
+    /// # Errors
+    /// A limit of zero.
+    pub fn quota(&self) -> Result<Quota, bedrock_chat_core::InvalidInput> {
+        Quota::new(self.limit, self.window)
+    }
+}
+
+impl FromStr for RateSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (limit, period) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not N/PERIOD (like 10/min)"))?;
+        let limit: u64 = limit
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{limit}` is not a whole number"))?;
+        if limit == 0 {
+            return Err("the limit must be at least 1".into());
+        }
+        let window = match period.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            "d" | "day" => Duration::from_secs(86_400),
+            other => parse_duration(other)
+                .map_err(|_| format!("`{other}` is not a period (s, min, h, day or like 90s)"))?,
+        };
+        Ok(Self { limit, window })
+    }
+}
+
+/// A guardrail as `ID:VERSION`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuardrailSpec(pub GuardrailConfig);
+
+impl FromStr for GuardrailSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        // An ARN holds colons itself: the version is after the last one.
+        let (id, version) = s
+            .rsplit_once(':')
+            .filter(|(id, version)| !id.is_empty() && !version.is_empty())
+            .ok_or_else(|| format!("`{s}` is not ID:VERSION"))?;
+        Ok(Self(GuardrailConfig {
+            identifier: id.to_owned(),
+            version: version.to_owned(),
+            trace: false,
+            stream_mode: None,
+        }))
+    }
+}
+
+/// Parses `30s`, `2min`, `1h`, `500ms`, or plain seconds.
+///
+/// # Errors
+/// Anything else.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 30s"))?;
+    let duration = match unit.trim() {
+        "" | "s" | "sec" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" | "min" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        "d" | "day" => Duration::from_secs(n * 86_400),
+        _ => return Err(format!("`{s}` has an unknown unit (ms, s, min, h, d)")),
+    };
+    if duration.is_zero() {
+        return Err("a duration must be more than zero".into());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_as_the_flags_document() {
+        assert_eq!(
+            "10/min".parse::<RateSpec>().unwrap(),
+            RateSpec {
+                limit: 10,
+                window: Duration::from_secs(60)
+            }
+        );
+        assert_eq!(
+            "100000/day".parse::<RateSpec>().unwrap().window,
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            "5/90s".parse::<RateSpec>().unwrap().window,
+            Duration::from_secs(90)
+        );
+        for bad in ["10", "0/min", "x/min", "10/fortnight", "10/"] {
+            assert!(bad.parse::<RateSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn guardrails_take_the_version_after_the_last_colon() {
+        let spec: GuardrailSpec = "arn:aws:bedrock:us-east-1:1:guardrail/abc:3"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            spec.0.identifier,
+            "arn:aws:bedrock:us-east-1:1:guardrail/abc"
+        );
+        assert_eq!(spec.0.version, "3");
+        assert!("abc".parse::<GuardrailSpec>().is_err());
+        assert!("abc:".parse::<GuardrailSpec>().is_err());
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2min").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn every_flag_parses_from_the_command_line() {
+        let config = ServerConfig::try_parse_from([
+            "server",
+            "--bind",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--rate-limit",
+            "3/s",
+            "--global-rate-limit",
+            "100/min",
+            "--token-budget",
+            "1000/day",
+            "--model",
+            "offline",
+            "--guardrail",
+            "gr:1",
+            "--auth",
+            "api-key",
+            "--cors-origin",
+            "https://a.example",
+            "--cors-origin",
+            "https://b.example",
+            "--request-timeout",
+            "5s",
+        ])
+        .unwrap();
+        assert_eq!(config.backends.store, "memory");
+        assert_eq!(config.backends.rate_limit.limit, 3);
+        assert_eq!(config.http.auth, AuthMode::ApiKey);
+        assert_eq!(config.http.cors_origins.len(), 2);
+        assert_eq!(config.http.request_timeout, Duration::from_secs(5));
+    }
+}

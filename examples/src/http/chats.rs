@@ -1,0 +1,275 @@
+//! Sending messages: `POST /api/v1/chats` (seed 000's shape), its streamed form
+//! `POST /api/v1/chats/stream` (Server-Sent Events), and seed 003's stateless `POST /chat`.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bedrock_chat_core::{
+    ChatError, ChatId, ChatReply, MessageId, SendRequest, StopReason, StreamEvent, Usage,
+};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiError, ErrorBody};
+use super::identity::Caller;
+use super::json::ApiJson;
+use super::limits::with_decision;
+use super::AppState;
+
+/// A message to send.
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    /// The message text.
+    pub message: String,
+    /// The conversation to continue; absent starts a new one.
+    #[serde(default)]
+    pub chat_id: Option<ChatId>,
+    /// The message's id: a retry with the same id returns the stored exchange.
+    #[serde(default)]
+    pub message_uid: Option<MessageId>,
+    /// A system prompt for this send (and, for a new conversation, the ones after).
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+}
+
+impl ChatRequest {
+    fn into_send(self, caller: &Caller) -> SendRequest {
+        let mut send = SendRequest::new(caller.user.clone(), self.message)
+            .with_rate_key(caller.rate_key.clone())
+            .with_budget_key(caller.budget_key.clone());
+        if let Some(chat_id) = self.chat_id {
+            send = send.in_chat(chat_id);
+        }
+        if let Some(uid) = self.message_uid {
+            send = send.with_message_uid(uid);
+        }
+        if let Some(prompt) = self.system_prompt {
+            send = send.with_system_prompt(prompt);
+        }
+        if let Some(id) = &caller.request_id {
+            send = send.with_request_id(id.clone());
+        }
+        send
+    }
+}
+
+/// Seed 000's `metadata` object.
+#[derive(Debug, Serialize)]
+pub struct ChatMetadata {
+    /// The question as asked.
+    pub question: String,
+    /// Whether the model answered it (always `true` in a success).
+    pub bedrock_processed: bool,
+    /// When the answer was stored (RFC 3339).
+    pub timestamp: String,
+}
+
+/// The answer to a send (seed 000's shape, plus `model`, `usage`, `stop_reason`,
+/// `replayed`).
+#[derive(Debug, Serialize)]
+pub struct ChatResponse {
+    /// The reply text.
+    pub response: String,
+    /// The conversation.
+    pub chat_id: ChatId,
+    /// The user message's id.
+    pub message_uid: MessageId,
+    /// The reply's id.
+    pub response_session_id: MessageId,
+    /// The model that answered.
+    pub model: String,
+    /// Tokens used.
+    pub usage: Usage,
+    /// Why the model stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
+    /// `true` when this exchange was stored by an earlier send with the same id.
+    pub replayed: bool,
+    /// Seed 000's metadata.
+    pub metadata: ChatMetadata,
+    /// `"success"`.
+    pub status: &'static str,
+}
+
+impl From<ChatReply> for ChatResponse {
+    fn from(reply: ChatReply) -> Self {
+        Self {
+            metadata: ChatMetadata {
+                question: reply.question.content.clone(),
+                bedrock_processed: true,
+                timestamp: reply.answer.created_at.to_rfc3339(),
+            },
+            response: reply.answer.content,
+            chat_id: reply.chat_id,
+            message_uid: reply.message_uid,
+            response_session_id: reply.response_session_id,
+            model: reply.model,
+            usage: reply.usage,
+            stop_reason: reply.stop_reason,
+            replayed: reply.replayed,
+            status: "success",
+        }
+    }
+}
+
+/// `POST /api/v1/chats`: sends a message and answers with the whole reply.
+pub async fn send(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ChatRequest>,
+) -> Result<Response, ApiError> {
+    let reply = state.service.send(body.into_send(&caller)).await?;
+    let decision = reply.rate_limit;
+    Ok(with_decision(
+        Json(ChatResponse::from(reply)).into_response(),
+        decision,
+    ))
+}
+
+/// The `start` event of a stream: the ids, before any text.
+#[derive(Debug, Serialize)]
+struct StartEvent {
+    chat_id: ChatId,
+    message_uid: MessageId,
+    response_session_id: MessageId,
+    model: String,
+}
+
+/// A `delta` event: the next piece of the reply.
+#[derive(Debug, Serialize)]
+struct DeltaEvent<'a> {
+    text: &'a str,
+}
+
+/// `POST /api/v1/chats/stream`: sends a message and streams the reply as Server-Sent
+/// Events: `start` (the ids), `delta`s (`{"text"}`), then `done` (the whole send answer,
+/// as `POST /api/v1/chats` gives it) or `error` (`{"error", "message", "retry_after"?}`;
+/// nothing stored, a retry with the same `message_uid` may be made). Errors found before
+/// the model starts are plain HTTP errors. A client that goes away does not stop the
+/// reply from being stored.
+pub async fn send_stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ChatRequest>,
+) -> Result<Response, ApiError> {
+    let stream = state.service.send_stream(body.into_send(&caller)).await?;
+    let mut decision = None;
+    let metrics = state.metrics.clone();
+    let guard = metrics.stream_started();
+    let events = stream.map(move |event| {
+        // Held by the stream: the gauge of streams in flight drops when it ends.
+        let _ = &guard;
+        Ok::<_, Infallible>(sse_event(event))
+    });
+    // The limiter's decision travels in the `start` event; headers are sent before it,
+    // so read it from the stream's first event.
+    let mut events = Box::pin(events);
+    let first = events.next().await;
+    if let Some(Ok(event)) = &first {
+        decision = event.1;
+    }
+    let events = futures::stream::iter(first)
+        .chain(events)
+        .map(|item| item.map(|(event, _)| event));
+    Ok(with_decision(
+        Sse::new(events)
+            .keep_alive(KeepAlive::default())
+            .into_response(),
+        decision,
+    ))
+}
+
+fn sse_event(event: StreamEvent) -> (Event, Option<bedrock_chat_core::Decision>) {
+    match event {
+        StreamEvent::Started {
+            chat_id,
+            message_uid,
+            response_session_id,
+            model,
+            rate_limit,
+            ..
+        } => (
+            json_event(
+                "start",
+                &StartEvent {
+                    chat_id,
+                    message_uid,
+                    response_session_id,
+                    model,
+                },
+            ),
+            rate_limit,
+        ),
+        StreamEvent::Delta(text) => (json_event("delta", &DeltaEvent { text: &text }), None),
+        StreamEvent::Completed(reply) => (json_event("done", &ChatResponse::from(*reply)), None),
+        StreamEvent::Failed(error) => (error_event(error), None),
+        // A kind of event added later: nothing a client of today understands.
+        _ => (Event::default().comment("unknown event"), None),
+    }
+}
+
+fn json_event<T: Serialize>(name: &str, data: &T) -> Event {
+    Event::default()
+        .event(name)
+        .json_data(data)
+        .unwrap_or_else(|_| Event::default().event(name))
+}
+
+fn error_event(error: ChatError) -> Event {
+    let answer = ApiError::from(error);
+    let body: &ErrorBody = answer.body();
+    json_event("error", body)
+}
+
+/// Seed 003's `POST /chat` request.
+#[derive(Debug, Deserialize)]
+pub struct StatelessChatRequest {
+    /// The message text.
+    pub message: String,
+    /// A system prompt for this call.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+}
+
+/// Seed 003's `POST /chat` answer.
+#[derive(Debug, Serialize)]
+pub struct StatelessChatResponse {
+    /// The reply text.
+    pub response: String,
+    /// The model that answered.
+    pub model: String,
+    /// Tokens used.
+    pub usage: Usage,
+}
+
+/// `POST /chat`: seed 003's public, stateless chat: limited and budgeted like a send,
+/// nothing stored.
+pub async fn stateless(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<StatelessChatRequest>,
+) -> Result<Response, ApiError> {
+    let mut send = SendRequest::new(caller.user.clone(), body.message)
+        .with_rate_key(caller.rate_key.clone())
+        .with_budget_key(caller.budget_key.clone());
+    if let Some(prompt) = body.system_prompt {
+        send = send.with_system_prompt(prompt);
+    }
+    if let Some(id) = &caller.request_id {
+        send = send.with_request_id(id.clone());
+    }
+    let reply = state.service.send_stateless(send).await?;
+    let decision = reply.rate_limit;
+    Ok(with_decision(
+        Json(StatelessChatResponse {
+            response: reply.text,
+            model: reply.model,
+            usage: reply.usage,
+        })
+        .into_response(),
+        decision,
+    ))
+}

@@ -1,0 +1,90 @@
+//! `POST /api/v1/personas`: a persona made by the model (structured output) from a
+//! description, and a conversation started with it.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bedrock_chat_core::{ChatId, Persona, SendRequest, Usage};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::identity::Caller;
+use super::json::ApiJson;
+use super::limits::with_decision;
+use super::AppState;
+
+/// What to make a persona from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonaRequest {
+    /// Who the persona is, in the user's words.
+    pub description: String,
+    /// Start a conversation with it (default `true`).
+    #[serde(default = "yes")]
+    pub start_conversation: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The persona made.
+#[derive(Debug, Serialize)]
+pub struct PersonaResponse {
+    /// The persona.
+    pub persona: Persona,
+    /// The conversation started with it, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<ChatId>,
+    /// The model that made it.
+    pub model: String,
+    /// Tokens used.
+    pub usage: Usage,
+}
+
+/// `POST /api/v1/personas`.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<PersonaRequest>,
+) -> Result<Response, ApiError> {
+    let mut request = SendRequest::new(caller.user.clone(), body.description)
+        .with_rate_key(caller.rate_key.clone())
+        .with_budget_key(caller.budget_key.clone());
+    if let Some(id) = &caller.request_id {
+        request = request.with_request_id(id.clone());
+    }
+    let made = state
+        .service
+        .create_persona(request)
+        .await
+        .map_err(|e| rename_field(e.into(), "description"))?;
+    let chat_id = if body.start_conversation {
+        Some(
+            state
+                .service
+                .start_conversation(&caller.user, &made.persona)
+                .await?
+                .id,
+        )
+    } else {
+        None
+    };
+    let decision = made.rate_limit;
+    Ok(with_decision(
+        Json(PersonaResponse {
+            persona: made.persona,
+            chat_id,
+            model: made.model,
+            usage: made.usage,
+        })
+        .into_response(),
+        decision,
+    ))
+}
+
+/// The service calls the description its `message`; the API calls it `description`.
+fn rename_field(mut error: ApiError, to: &str) -> ApiError {
+    error.rename_field("message", to);
+    error
+}

@@ -1,0 +1,110 @@
+//! The JSON shapes of stored things, as the API shows them.
+
+use bedrock_chat_core::{
+    ChatId, Conversation, Message, MessageId, Metadata, Page, Role, Timestamp, Usage,
+};
+use serde::Serialize;
+
+/// A conversation.
+#[derive(Debug, Serialize)]
+pub struct ConversationView {
+    /// Its id.
+    pub chat_id: ChatId,
+    /// Its title.
+    pub title: String,
+    /// Its system prompt (persona), if any.
+    pub system_prompt: Option<String>,
+    /// Free-form JSON.
+    pub metadata: Metadata,
+    /// How many messages it holds.
+    pub message_count: u64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+impl From<Conversation> for ConversationView {
+    fn from(c: Conversation) -> Self {
+        Self {
+            chat_id: c.id,
+            title: c.title,
+            system_prompt: c.system_prompt,
+            metadata: c.metadata,
+            message_count: c.message_count,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// A message.
+#[derive(Debug, Serialize)]
+pub struct MessageView {
+    /// Its id.
+    pub message_id: MessageId,
+    /// Its conversation.
+    pub chat_id: ChatId,
+    /// Its place in the conversation (1, 2, ...).
+    pub seq: u64,
+    /// `user` or `assistant`.
+    pub role: Role,
+    /// The text.
+    pub content: String,
+    /// For a reply: the message it answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<MessageId>,
+    /// For a reply: the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// For a reply: its tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// Free-form JSON.
+    pub metadata: Metadata,
+    /// When it was stored.
+    pub created_at: Timestamp,
+    /// When it was last edited.
+    pub updated_at: Timestamp,
+}
+
+impl From<Message> for MessageView {
+    fn from(m: Message) -> Self {
+        Self {
+            message_id: m.id,
+            chat_id: m.chat_id,
+            seq: m.seq,
+            role: m.role,
+            content: m.content,
+            reply_to: m.reply_to,
+            model: m.model,
+            usage: m.usage,
+            metadata: m.metadata,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// A page of a listing.
+#[derive(Debug, Serialize)]
+pub struct PageView<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass it as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> PageView<T> {
+    /// A page of stored things, shown as `V`.
+    pub fn of<S>(page: Page<S>) -> Self
+    where
+        T: From<S>,
+    {
+        Self {
+            items: page.items.into_iter().map(T::from).collect(),
+            next_cursor: page.next_cursor.map(|c| c.as_str().to_owned()),
+        }
+    }
+}
