@@ -6,11 +6,13 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:chat:{chat_id}` | hash | `user`, `title`, `prompt` (absent when none), `meta` (metadata JSON), `count`, `last_seq`, `created` and `updated` (microseconds since the Unix epoch), `member` (its entry in the user's list), `in` / `out` / `total` (tokens of its messages) |
-//! | `P:chat:{chat_id}:seq` | sorted set | message ids scored by sequence number |
-//! | `P:chat:{chat_id}:msg` | hash | per message id `M`: `M` (role, reply-to, model, usage and creation time as JSON), `M:s` (seq), `M:c` (content), `M:m` (metadata JSON), `M:u` (last edit), `M:t` (usage as `input output total`, for the totals) |
-//! | `P:msg:{message_id}` | string | the message's conversation id: the idempotency index |
-//! | `P:user:{user_id}:chats` | sorted set | the user's conversations, all scored 0, members `{time}:{chat_id}` where `{time}` is the creation time in microseconds as 20 order-preserving digits: listed newest first by `ZRANGE ... BYLEX REV`, ties by id, with keyset cursors |
+//! | `P:chat:{chat_id}` | hash | `user`, `title`, `prompt` (absent when none), `meta` (metadata JSON), `count`, `last_seq`, `created` and `updated` (microseconds since the Unix epoch), `member` (its entry in the user's list) |
+//! | `P:chat:{chat_id}:seq` | sorted set | message ids scored by sequence number: pages either way are `ZRANGE ... BYSCORE [REV]` |
+//! | `P:chat:{chat_id}:msg` | hash | per message id `M`: `M` (role, reply-to, model, usage and creation time as JSON), `M:s` (seq), `M:c` (content), `M:m` (metadata JSON), `M:u` (last edit) |
+//! | `P:user:{user_id}:msg:{message_id}` | string | the message's conversation id: the idempotency index, per user (message ids are scoped per user). Releases before kept one global `P:msg:{message_id}`; it is still read for their messages |
+//! | `P:user:{user_id}:chats` | sorted set | the user's conversations, all scored 0, members `{time}:{chat_id}` where `{time}` is the time of the last change (`updated`) in microseconds as 20 order-preserving digits: listed newest first by last activity with `ZRANGE ... BYLEX REV`, ties by id, with keyset cursors; every change moves the member |
+//! | `P:user:{user_id}:usage` | hash | the usage ledger: `in`, `out`, `total`, `calls` for all time, and `{day}:in`, ... per UTC day `YYYY-MM-DD`. Never expires, and deletes do not touch it |
+//! | `P:user:{user_id}:usage:days` | sorted set | the days with usage, scored by days since 1970-01-01 |
 //!
 //! Every operation is one server-side Lua script (`EVALSHA`, loaded on first use), so
 //! each is one round trip and atomic: an append checks ownership and idempotency, takes

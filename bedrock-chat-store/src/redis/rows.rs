@@ -1,7 +1,7 @@
 //! What the scripts return, back as domain types.
 
 use bedrock_chat_core::{
-    ChatId, Conversation, Message, MessageId, Role, StoreError, Usage, UserId,
+    ChatId, Conversation, DailyUsage, Message, MessageId, Role, StoreError, Usage, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -21,12 +21,18 @@ pub(super) struct Header {
     pub(super) created_at: i64,
 }
 
-/// The member of a conversation in its user's list: the creation time as 20 digits that
-/// sort like the time (the sign bit flipped, so earlier times sort first even before
-/// 1970), then the id.
-pub(super) fn list_member(created_micros: i64, id: ChatId) -> String {
-    let ordered = (created_micros as u64) ^ (1 << 63);
-    format!("{ordered:020}:{id}")
+/// The member of a conversation in its user's list: the time of its last change
+/// ([`activity_digits`]), then the id.
+pub(super) fn list_member(updated_micros: i64, id: ChatId) -> String {
+    format!("{}:{id}", activity_digits(updated_micros))
+}
+
+/// A time as 20 digits that sort like the time (the sign bit flipped, so earlier times
+/// sort first even before 1970): how a user's list orders conversations. Every script
+/// gets `now` this way as its last argument.
+pub(super) fn activity_digits(micros: i64) -> String {
+    let ordered = (micros as u64) ^ (1 << 63);
+    format!("{ordered:020}")
 }
 
 fn field<'a>(row: &'a [Option<String>], i: usize, what: &str) -> Result<&'a str, StoreError> {
@@ -71,6 +77,19 @@ pub(super) fn message(row: &[Option<String>]) -> Result<Message, StoreError> {
         metadata: metadata_from_json(BACKEND, field(row, 5, "metadata")?)?,
         created_at: from_micros(BACKEND, header.created_at)?,
         updated_at: from_micros(BACKEND, parse(field(row, 6, "updated")?, "updated")?)?,
+    })
+}
+
+/// `[day, in, out, total, calls]`: one day of the usage ledger.
+pub(super) fn daily_usage(row: &[Option<String>]) -> Result<DailyUsage, StoreError> {
+    Ok(DailyUsage {
+        day: parse(field(row, 0, "day")?, "day")?,
+        usage: Usage {
+            input_tokens: count(row, 1)?,
+            output_tokens: count(row, 2)?,
+            total_tokens: count(row, 3)?,
+        },
+        calls: count(row, 4)?,
     })
 }
 

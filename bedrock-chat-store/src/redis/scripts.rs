@@ -17,6 +17,8 @@ pub(super) struct Scripts {
     pub(super) update_message: Script,
     pub(super) delete_message: Script,
     pub(super) usage: Script,
+    pub(super) record_usage: Script,
+    pub(super) daily_usage: Script,
 }
 
 fn script(body: &str) -> Script {
@@ -37,6 +39,8 @@ impl Scripts {
             update_message: script(include_str!("lua/update_message.lua")),
             delete_message: script(include_str!("lua/delete_message.lua")),
             usage: script(include_str!("lua/usage.lua")),
+            record_usage: script(include_str!("lua/record_usage.lua")),
+            daily_usage: script(include_str!("lua/daily_usage.lua")),
         }
     }
 }

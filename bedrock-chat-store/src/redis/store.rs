@@ -2,25 +2,32 @@
 
 use ::redis::Script;
 use async_trait::async_trait;
-use bedrock_chat_core::store::{AppendRequest, AppendTarget, Appended, Cursor, ListOptions, Page};
-use bedrock_chat_core::{
-    ChatId, Conversation, ConversationUpdate, HistoryStore, Message, MessageId, MessageUpdate,
-    NewConversation, Resource, StoreError, Usage, UsageTotals, UserId,
+use bedrock_chat_core::store::{
+    check_usage_days, AppendRequest, AppendTarget, Appended, Cursor, ListOptions, MessageRange,
+    Page,
 };
+use bedrock_chat_core::{
+    ChatId, Conversation, ConversationUpdate, DailyUsage, HistoryStore, InvalidInput, Message,
+    MessageId, MessageUpdate, NewConversation, Resource, StoreError, Timestamp, Usage, UsageTotals,
+    UserId,
+};
+use chrono::NaiveDate;
 
 use super::error::classify;
-use super::rows::{self, list_member, Header, Reply};
+use super::rows::{self, activity_digits, list_member, Header, Reply};
 use super::{RedisHistoryStore, BACKEND};
 use crate::codec::{malformed, metadata_to_json};
 
 impl RedisHistoryStore {
-    /// Runs `script` with the common arguments (prefix, TTL, now) and then `args`.
+    /// Runs `script` with the common arguments (prefix, TTL, now), then `args`, then `now`
+    /// as the digits of a list member (the prelude reads it as the last argument).
     async fn run(&self, script: &Script, now: i64, args: &[&str]) -> Result<Reply, StoreError> {
         let mut invocation = script.prepare_invoke();
         invocation.arg(&self.prefix).arg(self.ttl_millis).arg(now);
         for arg in args {
             invocation.arg(*arg);
         }
+        invocation.arg(activity_digits(now));
         let mut connection = self.connection.clone();
         invocation
             .invoke_async(&mut connection)
@@ -140,8 +147,8 @@ impl HistoryStore for RedisHistoryStore {
         options: ListOptions,
     ) -> Result<Page<Conversation>, StoreError> {
         let start = match options.conversations_before()? {
-            Some((created_at, id)) => {
-                format!("({}", list_member(created_at.timestamp_micros(), id))
+            Some((updated_at, id)) => {
+                format!("({}", list_member(updated_at.timestamp_micros(), id))
             }
             None => String::from("+"),
         };
@@ -324,14 +331,10 @@ impl HistoryStore for RedisHistoryStore {
         chat_id: ChatId,
         options: ListOptions,
     ) -> Result<Page<Message>, StoreError> {
-        let after = match options.message_range()? {
-            bedrock_chat_core::store::MessageRange::After(after) => after,
-            bedrock_chat_core::store::MessageRange::Before(_) => {
-                return Err(StoreError::Unsupported {
-                    backend: self.backend(),
-                    operation: "list_messages newest first",
-                })
-            }
+        let (mode, bound, newest_first) = match options.message_range()? {
+            MessageRange::After(after) => ("after", after.to_string(), false),
+            MessageRange::Before(None) => ("before", String::from("+inf"), true),
+            MessageRange::Before(Some(before)) => ("before", format!("({before}"), true),
         };
         let reply = self
             .run(
@@ -340,15 +343,19 @@ impl HistoryStore for RedisHistoryStore {
                 &[
                     user.as_str(),
                     &chat_id.to_string(),
-                    "after",
+                    mode,
                     &(options.limit + 1).to_string(),
-                    &after.to_string(),
+                    &bound,
                 ],
             )
             .await?;
         let items = messages(&all(reply)?)?;
         Ok(Page::from_overfetched(items, options.limit, |m| {
-            Cursor::after_seq(m.seq)
+            if newest_first {
+                Cursor::before_seq(m.seq)
+            } else {
+                Cursor::after_seq(m.seq)
+            }
         }))
     }
 
@@ -410,24 +417,78 @@ impl HistoryStore for RedisHistoryStore {
         let reply = self
             .run(&self.scripts.usage, self.now(), &[user.as_str()])
             .await?;
-        let mut totals = UsageTotals::default();
-        for row in all(reply)? {
-            totals.conversations += 1;
-            totals.messages = totals.messages.saturating_add(rows::count(&row, 0)?);
-            let usage = Usage {
-                input_tokens: rows::count(&row, 1)?,
-                output_tokens: rows::count(&row, 2)?,
-                total_tokens: rows::count(&row, 3)?,
-            };
-            totals.usage.input_tokens =
-                totals.usage.input_tokens.saturating_add(usage.input_tokens);
-            totals.usage.output_tokens = totals
-                .usage
-                .output_tokens
-                .saturating_add(usage.output_tokens);
-            totals.usage.total_tokens =
-                totals.usage.total_tokens.saturating_add(usage.total_tokens);
-        }
-        Ok(totals)
+        let row = single(reply, Resource::Conversation)?;
+        Ok(UsageTotals {
+            conversations: rows::count(&row, 0)?,
+            messages: rows::count(&row, 1)?,
+            usage: Usage {
+                input_tokens: rows::count(&row, 2)?,
+                output_tokens: rows::count(&row, 3)?,
+                total_tokens: rows::count(&row, 4)?,
+            },
+            calls: rows::count(&row, 5)?,
+        })
     }
+
+    async fn record_usage(
+        &self,
+        user: &UserId,
+        at: Timestamp,
+        usage: Usage,
+    ) -> Result<(), StoreError> {
+        let input = to_i64(usage.input_tokens, "input_tokens")?.to_string();
+        let output = to_i64(usage.output_tokens, "output_tokens")?.to_string();
+        let total = to_i64(usage.total_tokens, "total_tokens")?.to_string();
+        let day = at.date_naive();
+        let (status, _) = self
+            .run(
+                &self.scripts.record_usage,
+                self.now(),
+                &[
+                    user.as_str(),
+                    &day.format("%Y-%m-%d").to_string(),
+                    &day_number(day).to_string(),
+                    &input,
+                    &output,
+                    &total,
+                ],
+            )
+            .await?;
+        match status.as_str() {
+            "ok" => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn daily_usage(
+        &self,
+        user: &UserId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyUsage>, StoreError> {
+        check_usage_days(from, to)?;
+        let reply = self
+            .run(
+                &self.scripts.daily_usage,
+                self.now(),
+                &[
+                    user.as_str(),
+                    &day_number(from).to_string(),
+                    &day_number(to).to_string(),
+                ],
+            )
+            .await?;
+        all(reply)?.iter().map(|r| rows::daily_usage(r)).collect()
+    }
+}
+
+/// A token count as HINCRBY takes it: a signed 64-bit number.
+fn to_i64(value: u64, field: &str) -> Result<i64, InvalidInput> {
+    i64::try_from(value).map_err(|_| InvalidInput::new(field, "is too large"))
+}
+
+/// Days since 1970-01-01: a day's score in the user's list of days with usage.
+fn day_number(day: NaiveDate) -> i64 {
+    // NaiveDate's default is 1970-01-01.
+    (day - NaiveDate::default()).num_days()
 }

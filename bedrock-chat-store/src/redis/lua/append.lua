@@ -20,7 +20,7 @@ end
 -- Idempotency: every id stored here already means a retry; some ids known is a conflict.
 local known, here = 0, 0
 for i = 0, n - 1 do
-  local at = redis.call('GET', index_key(arg(i, 0)))
+  local at = known_chat(user, arg(i, 0))
   if at then
     known = known + 1
     if at == chat then here = here + 1 end
@@ -51,19 +51,12 @@ for i = 0, n - 1 do
   local id = arg(i, 0)
   redis.call('HSET', msg_key(chat), id, arg(i, 1), id .. ':s', seq, id .. ':c', arg(i, 2),
     id .. ':m', arg(i, 3), id .. ':u', now)
-  local usage = arg(i, 4)
-  if usage ~= '' then
-    local input, output, total = string.match(usage, '^(%d+) (%d+) (%d+)$')
-    redis.call('HSET', msg_key(chat), id .. ':t', usage)
-    redis.call('HINCRBY', chat_key(chat), 'in', input)
-    redis.call('HINCRBY', chat_key(chat), 'out', output)
-    redis.call('HINCRBY', chat_key(chat), 'total', total)
-  end
   redis.call('ZADD', seq_key(chat), seq, id)
-  redis.call('SET', index_key(id), chat)
+  redis.call('SET', index_key(user, id), chat)
   rows[#rows + 1] = message_row(chat, id)
 end
-redis.call('HSET', chat_key(chat), 'last_seq', seq, 'updated', now)
+redis.call('HSET', chat_key(chat), 'last_seq', seq)
 redis.call('HINCRBY', chat_key(chat), 'count', n)
+set_updated(chat, user)
 touch(chat, user)
 return { 'appended', rows }

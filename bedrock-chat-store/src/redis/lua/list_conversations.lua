@@ -1,4 +1,4 @@
--- A page of the user's conversations, newest first. ARGV[4] user, [5] where to start
+-- A page of the user's conversations, newest first by last activity. ARGV[4] user, [5] where to start
 -- ('+' or '(' .. the member of the last one seen), [6] how many. Members whose
 -- conversation expired are dropped on the way.
 local key, start, want = user_key(ARGV[4]), ARGV[5], tonumber(ARGV[6])

@@ -10,6 +10,6 @@ elseif ARGV[8] == 'clear' then
   redis.call('HDEL', chat_key(chat), 'prompt')
 end
 if ARGV[10] == '1' then redis.call('HSET', chat_key(chat), 'meta', ARGV[11]) end
-redis.call('HSET', chat_key(chat), 'updated', now)
+set_updated(chat, user)
 touch(chat, user)
 return { 'ok', { conversation_row(chat) } }

@@ -6,6 +6,6 @@ if not chat then return { 'not_found', {} } end
 if ARGV[6] == '1' then redis.call('HSET', msg_key(chat), id .. ':c', ARGV[7]) end
 if ARGV[8] == '1' then redis.call('HSET', msg_key(chat), id .. ':m', ARGV[9]) end
 redis.call('HSET', msg_key(chat), id .. ':u', now)
-redis.call('HSET', chat_key(chat), 'updated', now)
+set_updated(chat, user)
 touch(chat, user)
 return { 'ok', { message_row(chat, id) } }
