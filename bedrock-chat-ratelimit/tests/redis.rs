@@ -8,11 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bedrock_chat_core::conformance::limiter::LimiterPair;
+use bedrock_chat_core::conformance::limiter::{LayerUnderTest, LimiterPair};
 use bedrock_chat_core::conformance::{service_url, unique_prefix};
 use bedrock_chat_core::{ManualClock, Quota, RateLimitError, RateLimiter};
 use bedrock_chat_ratelimit::{
-    FailurePolicy, FailurePolicyLimiter, RedisLimiterConfig, RedisRateLimiter,
+    FailurePolicy, FailurePolicyLimiter, LayeredRateLimiter, Layers, RedisLimiterConfig,
+    RedisRateLimiter,
 };
 
 fn config(prefix: String) -> RedisLimiterConfig {
@@ -45,6 +46,104 @@ async fn redis(quota: Quota, clock: ManualClock) -> LimiterPair {
 }
 
 bedrock_chat_core::rate_limiter_conformance!(redis);
+
+async fn connect(layers: impl Into<Layers>, prefix: &str, clock: &ManualClock) -> RedisRateLimiter {
+    let url = service_url("BEDROCK_CHAT_TEST_REDIS_URL");
+    RedisRateLimiter::connect_with_clock(
+        &url,
+        layers,
+        config(prefix.to_owned()),
+        Arc::new(clock.clone()),
+    )
+    .await
+    .expect("connect to Redis")
+}
+
+/// A global layer too large to bind, checked first, over `quota` per key: the suite sees
+/// the per-key layer, through the layering.
+fn roomy_global(quota: Quota) -> Quota {
+    Quota::new(1_000_000, quota.window()).expect("a valid quota")
+}
+
+fn layers(under_test: Vec<LayerUnderTest>) -> Layers {
+    let mut layers: Option<Layers> = None;
+    for layer in under_test {
+        layers = Some(match (layers, layer.shared) {
+            (None, None) => Layers::per_key(layer.quota),
+            (None, Some(name)) => Layers::shared(name, layer.quota),
+            (Some(l), None) => l.and_per_key(layer.quota),
+            (Some(l), Some(name)) => l.and_shared(name, layer.quota),
+        });
+    }
+    layers.expect("at least one layer")
+}
+
+/// [`RedisRateLimiter`] over several layers: one script over all of them.
+mod native_layered {
+    use super::*;
+
+    async fn layered(quota: Quota, clock: ManualClock) -> LimiterPair {
+        let prefix = unique_prefix();
+        let layers = Layers::shared("global", roomy_global(quota)).and_per_key(quota);
+        LimiterPair {
+            first: Arc::new(connect(layers.clone(), &prefix, &clock).await),
+            second: Arc::new(connect(layers, &prefix, &clock).await),
+        }
+    }
+
+    bedrock_chat_core::rate_limiter_conformance!(layered);
+
+    async fn native(under_test: Vec<LayerUnderTest>, clock: ManualClock) -> Arc<dyn RateLimiter> {
+        Arc::new(connect(layers(under_test), &unique_prefix(), &clock).await)
+    }
+
+    bedrock_chat_core::layered_rate_limiter_conformance!(native);
+}
+
+/// The generic [`LayeredRateLimiter`] over Redis limiters, one per layer.
+mod generic_layered {
+    use super::*;
+
+    async fn layered(quota: Quota, clock: ManualClock) -> LimiterPair {
+        let prefix = unique_prefix();
+        let mut handles = Vec::new();
+        for _ in 0..2 {
+            let global = connect(roomy_global(quota), &format!("{prefix}:global"), &clock).await;
+            let per_key = connect(quota, &format!("{prefix}:per-key"), &clock).await;
+            handles.push(Arc::new(
+                LayeredRateLimiter::shared("global", Arc::new(global))
+                    .and_per_key(Arc::new(per_key)),
+            ) as Arc<dyn RateLimiter>);
+        }
+        LimiterPair {
+            second: handles.pop().expect("two handles"),
+            first: handles.pop().expect("two handles"),
+        }
+    }
+
+    bedrock_chat_core::rate_limiter_conformance!(layered);
+}
+
+/// [`FailurePolicyLimiter`] over [`RedisRateLimiter`], both policies.
+mod fail_policy {
+    use super::*;
+
+    async fn wrapped(quota: Quota, clock: ManualClock) -> LimiterPair {
+        let pair = redis(quota, clock).await;
+        LimiterPair {
+            first: Arc::new(FailurePolicyLimiter::new(
+                pair.first,
+                FailurePolicy::FailOpen,
+            )),
+            second: Arc::new(FailurePolicyLimiter::new(
+                pair.second,
+                FailurePolicy::FailClosed,
+            )),
+        }
+    }
+
+    bedrock_chat_core::rate_limiter_conformance!(wrapped);
+}
 
 /// A redis-server of this test's own, on a free loopback port, stopped when dropped.
 struct PrivateRedis {
@@ -191,9 +290,22 @@ async fn limiters_with_different_prefixes_do_not_share_counts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_decision_is_one_evalsha() {
-    let server = PrivateRedis::start();
     let quota = Quota::per_minute(1_000).expect("quota");
-    let limiter = RedisRateLimiter::connect(&server.url(), quota, config(unique_prefix()))
+    decisions_are_one_evalsha_each(quota.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_layered_decision_is_one_evalsha() {
+    let layers = Layers::per_key(Quota::per_minute(1_000).expect("quota"))
+        .and_shared("global", Quota::per_second(10_000).expect("quota"));
+    decisions_are_one_evalsha_each(layers).await;
+}
+
+/// 100 checks on a private server reach it as 100 `EVALSHA`s and nothing else.
+async fn decisions_are_one_evalsha_each(layers: Layers) {
+    let server = PrivateRedis::start();
+    let count = layers.as_slice().len() as u64;
+    let limiter = RedisRateLimiter::connect(&server.url(), layers, config(unique_prefix()))
         .await
         .expect("connect");
     // The first call loads the script (EVALSHA, NOSCRIPT, then EVAL); count from after it.
@@ -209,10 +321,11 @@ async fn one_decision_is_one_evalsha() {
         .await
         .expect("reset");
     for i in 0..100 {
-        limiter
+        let decision = limiter
             .check(&format!("key-{}", i % 7), 1)
             .await
             .expect("check");
+        assert!(decision.allowed);
     }
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
@@ -242,5 +355,8 @@ async fn one_decision_is_one_evalsha() {
         others.is_empty(),
         "no other command may reach the server: {others:?}"
     );
-    assert!(calls("get") <= 100 && calls("incrby") <= 100, "{info}");
+    assert!(
+        calls("get") <= 100 * count && calls("incrby") <= 100 * count,
+        "{info}"
+    );
 }

@@ -11,6 +11,15 @@
 //! Redis answers `NOSCRIPT`) that reads, compares and increments in one step on the server:
 //! exact under any concurrency, from any number of processes.
 //!
+//! # Layers
+//! A limiter made from several [`Layers`] (a per-key quota and a global one, say) decides
+//! them in one `EVALSHA` of a second script that reads every layer's counter and spends
+//! the cost in all of them or in none, so a request refused by one layer never holds room
+//! in another, even for a moment. Each layer has its own counter,
+//! `{prefix}:{layer}:{window_ms}:{k|s}:{key or shared name}:{window_index}` (`k` for a
+//! per-key layer, `s` for a shared one). The script touches several keys: on Redis
+//! Cluster, put a hash tag in the prefix (`{rl}`) so that they share a slot.
+//!
 //! # Clocks
 //! The window comes from the app server's clock (the injected [`Clock`]). Servers whose
 //! clocks disagree by `d` may count a request in the neighbouring window during the first
@@ -26,6 +35,8 @@ use bedrock_chat_core::limiter::{validate_key, Window};
 use bedrock_chat_core::{Clock, Decision, Quota, RateLimitError, RateLimiter, SystemClock};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, ServerErrorKind};
+
+use crate::layered::{decide_layers, no_layers, LayerScope, Layers, Mode};
 
 const BACKEND: &str = "redis";
 
@@ -53,9 +64,14 @@ impl Default for RedisLimiterConfig {
 
 /// A [`RateLimiter`] in Redis: exact across every process sharing the server.
 ///
+/// Made from one [`Quota`], it counts each caller's key; made from several [`Layers`], it
+/// enforces all of them as one atomic step (one script, one `EVALSHA` per decision) and
+/// reports the most restrictive layer. Its [`quota`](RateLimiter::quota) is the first
+/// layer's.
+///
 /// ```no_run
 /// use bedrock_chat_core::{Quota, RateLimiter};
-/// use bedrock_chat_ratelimit::{RedisLimiterConfig, RedisRateLimiter};
+/// use bedrock_chat_ratelimit::{Layers, RedisLimiterConfig, RedisRateLimiter};
 ///
 /// # async fn demo() -> Result<(), bedrock_chat_core::RateLimitError> {
 /// let limiter = RedisRateLimiter::connect(
@@ -65,13 +81,23 @@ impl Default for RedisLimiterConfig {
 /// )
 /// .await?;
 /// let decision = limiter.check("user-42", 1).await?;
+///
+/// // Seed 003: 10 per minute per IP and 100 per second over all IPs, decided together.
+/// let layers = Layers::per_key(Quota::per_minute(10)?).and_shared("global", Quota::per_second(100)?);
+/// let layered = RedisRateLimiter::connect("redis://127.0.0.1:6379/", layers, RedisLimiterConfig::default()).await?;
+/// let decision = layered.check("203.0.113.7", 1).await?;
 /// # let _ = decision; Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct RedisRateLimiter {
     connection: ConnectionManager,
     script: Arc<redis::Script>,
+    layered_script: Arc<redis::Script>,
     quota: Quota,
+    layers: Arc<Layers>,
+    /// One per-key layer: the single-counter script, and the key layout without layer
+    /// numbers.
+    single: bool,
     prefix: Arc<str>,
     clock: Arc<dyn Clock>,
 }
@@ -79,38 +105,22 @@ pub struct RedisRateLimiter {
 impl std::fmt::Debug for RedisRateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisRateLimiter")
-            .field("quota", &self.quota)
+            .field("layers", &self.layers)
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
 
-#[derive(Clone, Copy)]
-enum Mode {
-    Check,
-    Charge,
-    Refund,
-}
-
-impl Mode {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Check => "check",
-            Self::Charge => "charge",
-            Self::Refund => "refund",
-        }
-    }
-}
-
 impl RedisRateLimiter {
     /// Connects to `url` (`redis://host:port/db`, or `rediss://` for TLS where the redis
-    /// crate's TLS feature is on) on the system clock.
+    /// crate's TLS feature is on) on the system clock, to enforce a [`Quota`] or
+    /// [`Layers`].
     ///
     /// # Errors
     /// [`RateLimitError::Unavailable`] when Redis cannot be reached.
     pub async fn connect(
         url: &str,
-        quota: Quota,
+        quota: impl Into<Layers>,
         config: RedisLimiterConfig,
     ) -> Result<Self, RateLimitError> {
         Self::connect_with_clock(url, quota, config, Arc::new(SystemClock)).await
@@ -123,7 +133,7 @@ impl RedisRateLimiter {
     /// [`RateLimitError::InvalidInput`] for a malformed URL.
     pub async fn connect_with_clock(
         url: &str,
-        quota: Quota,
+        quota: impl Into<Layers>,
         config: RedisLimiterConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RateLimitError> {
@@ -148,23 +158,110 @@ impl RedisRateLimiter {
         ))
     }
 
-    /// A limiter over a connection you already have.
+    /// A limiter enforcing a [`Quota`] or [`Layers`] over a connection you already have.
     pub fn from_connection(
         connection: ConnectionManager,
-        quota: Quota,
+        quota: impl Into<Layers>,
         prefix: &str,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let layers: Layers = quota.into();
+        let single = matches!(layers.as_slice(), [layer] if layer.scope == LayerScope::PerKey);
         Self {
             connection,
             script: Arc::new(redis::Script::new(include_str!("limit.lua"))),
-            quota,
+            layered_script: Arc::new(redis::Script::new(include_str!("layered.lua"))),
+            quota: layers.first_quota(),
+            layers: Arc::new(layers),
+            single,
             prefix: prefix.into(),
             clock,
         }
     }
 
+    /// The layers this limiter enforces (one, for a limiter made from a [`Quota`]).
+    pub fn layers(&self) -> &Layers {
+        &self.layers
+    }
+
+    /// Several layers: one `EVALSHA` of the layered script.
+    async fn run_layered(
+        &self,
+        mode: Mode,
+        key: &str,
+        cost: u64,
+    ) -> Result<Decision, RateLimitError> {
+        validate_key(key)?;
+        let now_ms = self.clock.now_millis();
+        let layers = self.layers.as_slice();
+        let positions: Vec<(Quota, Window)> = layers
+            .iter()
+            .map(|layer| (layer.quota, layer.quota.window_at(now_ms)))
+            .collect();
+        let mut counters = Vec::with_capacity(layers.len());
+        let mut args: Vec<u64> = Vec::with_capacity(1 + 2 * layers.len());
+        args.push(cost);
+        for (i, (layer, (quota, window))) in layers.iter().zip(&positions).enumerate() {
+            let (kind, name) = match &layer.scope {
+                LayerScope::PerKey => ("k", key),
+                LayerScope::Shared(name) => ("s", name.as_str()),
+            };
+            counters.push(format!(
+                "{}:{i}:{}:{kind}:{name}:{}",
+                self.prefix,
+                quota.window_millis(),
+                window.index
+            ));
+            args.push(quota.limit());
+            args.push(window.millis_to_reset + quota.window_millis());
+        }
+        let mut connection = self.connection.clone();
+        let mut command = redis::cmd("EVALSHA");
+        command
+            .arg(self.layered_script.get_hash())
+            .arg(counters.len())
+            .arg(&counters)
+            .arg(mode.as_str())
+            .arg(&args);
+        let result: redis::RedisResult<Vec<i64>> = command.query_async(&mut connection).await;
+        let used = match result {
+            Ok(used) => used,
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                let mut invocation = self.layered_script.prepare_invoke();
+                for counter in &counters {
+                    invocation.key(counter);
+                }
+                invocation.arg(mode.as_str()).arg(&args);
+                invocation
+                    .invoke_async(&mut connection)
+                    .await
+                    .map_err(classify)?
+            }
+            Err(e) => return Err(classify(e)),
+        };
+        if used.len() != layers.len() {
+            return Err(RateLimitError::Backend {
+                backend: BACKEND,
+                source: format!(
+                    "the layered script answered {} counts for {} layers",
+                    used.len(),
+                    layers.len()
+                )
+                .into(),
+            });
+        }
+        // The script answers what each layer had spent before; the same rule, applied
+        // here, says what it decided.
+        let used: Vec<u64> = used.into_iter().map(|n| n.max(0).unsigned_abs()).collect();
+        decide_layers(&positions, &used, mode, cost)
+            .map(|(decision, _)| decision)
+            .ok_or_else(|| no_layers(BACKEND))
+    }
+
     async fn run(&self, mode: Mode, key: &str, cost: u64) -> Result<Decision, RateLimitError> {
+        if !self.single {
+            return self.run_layered(mode, key, cost).await;
+        }
         validate_key(key)?;
         let window = self.quota.window_at(self.clock.now_millis());
         let counter = format!(
@@ -249,7 +346,7 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     async fn check(&self, key: &str, cost: u64) -> Result<Decision, RateLimitError> {
-        self.quota.check_cost(cost)?;
+        self.layers.check_cost(cost)?;
         self.run(Mode::Check, key, cost).await
     }
 
