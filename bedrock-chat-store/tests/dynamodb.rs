@@ -301,7 +301,7 @@ async fn throttling_cancellations_are_retried_for_every_write() {
     proxy.fail_next(1, fault("ThrottlingError", 0));
     let edit = MessageUpdate {
         content: Some("edited".into()),
-        metadata: None,
+        ..Default::default()
     };
     let edited = store
         .update_message(&user, stored[0].id, edit)
@@ -327,6 +327,43 @@ async fn throttling_cancellations_are_retried_for_every_write() {
     let totals = store.usage(&user).await.expect("usage");
     assert_eq!((totals.usage, totals.calls), (Usage::new(3, 4), 1));
     assert_eq!(proxy.injected(TRANSACT), 5);
+}
+
+#[tokio::test]
+async fn single_item_writes_retry_a_conflict_with_a_committing_transaction() {
+    let (store, proxy) = proxied(quick).await;
+    let user = random_user();
+    let chat = store
+        .create_conversation(&user, NewConversation::new("before"))
+        .await
+        .expect("create");
+    let conflict = |operation| Fault {
+        operation,
+        code: "TransactionConflictException",
+        position: 0,
+    };
+    proxy.fail_next(2, conflict("UpdateItem"));
+    let update = bedrock_chat_core::ConversationUpdate {
+        title: Some("after".into()),
+        ..Default::default()
+    };
+    let updated = store
+        .update_conversation(&user, chat.id, update)
+        .await
+        .expect("update, in conflict twice");
+    assert_eq!(updated.title, "after");
+    assert_eq!(proxy.injected("UpdateItem"), 2);
+
+    proxy.fail_next(1, conflict("DeleteItem"));
+    store
+        .delete_conversation(&user, chat.id)
+        .await
+        .expect("delete, in conflict once");
+    assert!(matches!(
+        store.get_conversation(&user, chat.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(proxy.injected("DeleteItem"), 1);
 }
 
 #[tokio::test]
@@ -365,7 +402,7 @@ async fn a_failed_condition_is_the_domain_error_and_is_not_retried() {
     proxy.fail_next(1, fault("ConditionalCheckFailed", 0));
     let edit = MessageUpdate {
         content: Some("never".into()),
-        metadata: None,
+        ..Default::default()
     };
     let result = store.update_message(&user, stored[0].id, edit).await;
     assert!(

@@ -120,17 +120,20 @@ impl DynamoDbHistoryStore {
         if let Some(metadata) = update.metadata {
             expression = expression.set("meta", s(metadata_to_json(&metadata)));
         }
+        let text = expression.text();
         let result = self
-            .client
-            .update_item()
-            .table_name(&*self.table)
-            .set_key(Some(items::conversation_key(user, id)))
-            .update_expression(expression.text())
-            .condition_expression(EXISTS)
-            .set_expression_attribute_names(Some(expression.names))
-            .set_expression_attribute_values(Some(expression.values))
-            .return_values(ReturnValue::AllNew)
-            .send()
+            .retry_conflicts(|| {
+                self.client
+                    .update_item()
+                    .table_name(&*self.table)
+                    .set_key(Some(items::conversation_key(user, id)))
+                    .update_expression(text.clone())
+                    .condition_expression(EXISTS)
+                    .set_expression_attribute_names(Some(expression.names.clone()))
+                    .set_expression_attribute_values(Some(expression.values.clone()))
+                    .return_values(ReturnValue::AllNew)
+                    .send()
+            })
             .await;
         match result {
             Ok(output) => {
@@ -152,12 +155,14 @@ impl DynamoDbHistoryStore {
         // once (and makes any append racing with it fail its condition); its messages are
         // cleared after it.
         let result = self
-            .client
-            .delete_item()
-            .table_name(&*self.table)
-            .set_key(Some(items::conversation_key(user, id)))
-            .condition_expression(EXISTS)
-            .send()
+            .retry_conflicts(|| {
+                self.client
+                    .delete_item()
+                    .table_name(&*self.table)
+                    .set_key(Some(items::conversation_key(user, id)))
+                    .condition_expression(EXISTS)
+                    .send()
+            })
             .await;
         match result {
             Ok(_) => {}

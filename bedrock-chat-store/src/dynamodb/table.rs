@@ -3,7 +3,10 @@
 //! paged queries.
 
 use std::collections::HashMap;
+use std::future::Future;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, TransactWriteItem, Update,
@@ -11,7 +14,7 @@ use aws_sdk_dynamodb::types::{
 };
 use bedrock_chat_core::{ChatId, StoreError, Timestamp, UserId};
 
-use super::error::{build_error, cancellation, classify, Cancelled};
+use super::error::{build_error, cancellation, classify, code, Cancelled};
 use super::items::{self, n, s, Item};
 use super::{DynamoDbHistoryStore, BACKEND};
 
@@ -237,6 +240,36 @@ impl DynamoDbHistoryStore {
         }
     }
 
+    /// Sends a single-item write again while DynamoDB answers
+    /// `TransactionConflictException` (the item is part of a transaction being committed;
+    /// the SDK does not retry that), with the same bounded backoff as transactions.
+    pub(super) async fn retry_conflicts<T, E, Fut>(
+        &self,
+        send: impl Fn() -> Fut,
+    ) -> Result<T, SdkError<E, HttpResponse>>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata,
+    {
+        let mut retry = 0;
+        loop {
+            match send().await {
+                Err(e)
+                    if code(&e) == Some("TransactionConflictException")
+                        && retry + 1 < self.retry.max_attempts =>
+                {
+                    tracing::debug!(
+                        retry,
+                        "DynamoDB write conflicted with a transaction; retrying"
+                    );
+                    self.retry.pause(retry).await;
+                    retry += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub(super) async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
@@ -250,12 +283,18 @@ impl DynamoDbHistoryStore {
         Ok(output.item().cloned())
     }
 
-    /// Consistent reads of many keys; the items found, in no particular order.
+    /// Consistent reads of many keys; the items found, in no particular order. Keys
+    /// DynamoDB leaves unprocessed (throttling) are asked for again after a backoff.
     pub(super) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_GET) {
             let mut pending = Some(chunk.to_vec());
+            let mut round = 0;
             while let Some(keys) = pending.take().filter(|k| !k.is_empty()) {
+                if round > 0 {
+                    self.retry.pause(round - 1).await;
+                }
+                round += 1;
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(keys))
                     .consistent_read(true)
@@ -280,6 +319,8 @@ impl DynamoDbHistoryStore {
         Ok(found)
     }
 
+    /// Deletes many keys; writes DynamoDB leaves unprocessed are sent again after a
+    /// backoff.
     pub(super) async fn batch_delete(&self, keys: Vec<Item>) -> Result<(), StoreError> {
         for chunk in keys.chunks(BATCH_WRITE) {
             let mut pending: Vec<WriteRequest> = chunk
@@ -292,7 +333,12 @@ impl DynamoDbHistoryStore {
                     Ok(WriteRequest::builder().delete_request(delete).build())
                 })
                 .collect::<Result<_, StoreError>>()?;
+            let mut round = 0;
             while !pending.is_empty() {
+                if round > 0 {
+                    self.retry.pause(round - 1).await;
+                }
+                round += 1;
                 let output = self
                     .client
                     .batch_write_item()

@@ -1,6 +1,8 @@
 //! A fault-injecting HTTP proxy between a DynamoDB client and moto: it forwards every
-//! request, except that it answers chosen operations (matched on `X-Amz-Target`) with a
-//! `TransactionCanceledException` carrying the cancellation reasons DynamoDB would send.
+//! request, except that it answers chosen operations (matched on `X-Amz-Target`) as
+//! DynamoDB does under contention: `TransactWriteItems` with a
+//! `TransactionCanceledException` carrying cancellation reasons, other operations with an
+//! error such as `TransactionConflictException`.
 //! moto runs one request at a time and never cancels a transaction for a conflict, so this
 //! is how the tests see what real DynamoDB does under contention.
 
@@ -18,13 +20,15 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
-/// A cancellation to answer with: the reason `code` for the item at `position`, `None`
-/// for the others.
+/// An error to answer with. For `TransactWriteItems`, a cancellation: the reason `code`
+/// for the item at `position`, `None` for the others. For other operations, the exception
+/// `code` (`TransactionConflictException`, ...).
 #[derive(Clone, Debug)]
 pub(crate) struct Fault {
     /// The operation, as in `X-Amz-Target` after the dot (`TransactWriteItems`).
     pub(crate) operation: &'static str,
-    /// `TransactionConflict`, `ThrottlingError`, `ConditionalCheckFailed`, ...
+    /// `TransactionConflict`, `ThrottlingError`, `ConditionalCheckFailed`, ... or, for
+    /// other operations, an exception name.
     pub(crate) code: &'static str,
     /// The position in the transaction of the item at fault.
     pub(crate) position: usize,
@@ -146,8 +150,10 @@ async fn handle(
         .to_owned();
     let (parts, body) = request.into_parts();
     let body = body.collect().await.expect("request body").to_bytes();
-    if let Some(fault) = take_fault(&state, &operation) {
-        return cancelled(&fault, &body);
+    match take_fault(&state, &operation) {
+        Some(fault) if operation == "TransactWriteItems" => return cancelled(&fault, &body),
+        Some(fault) => return exception(fault.code),
+        None => {}
     }
     let forwarded = Request::from_parts(parts, Full::new(body));
     forward(forwarded, upstream).await
@@ -180,6 +186,19 @@ fn cancelled(fault: &Fault, body: &[u8]) -> Response<Full<Bytes>> {
             codes.join(", ")
         ),
         "CancellationReasons": reasons,
+    });
+    Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .header(CONTENT_TYPE, "application/x-amz-json-1.0")
+        .body(Full::new(Bytes::from(answer.to_string())))
+        .expect("a response")
+}
+
+/// A plain error answer: HTTP 400 with the exception's `__type`.
+fn exception(name: &str) -> Response<Full<Bytes>> {
+    let answer = serde_json::json!({
+        "__type": format!("com.amazonaws.dynamodb.v20120810#{name}"),
+        "message": format!("injected {name}"),
     });
     Response::builder()
         .status(StatusCode::BAD_REQUEST)
