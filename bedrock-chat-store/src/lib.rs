@@ -17,6 +17,7 @@ pub mod postgres;
 pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod url;
 
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::{DynamoDbConfig, DynamoDbHistoryStore};
@@ -27,3 +28,4 @@ pub use postgres::{PostgresConfig, PostgresHistoryStore};
 pub use redis::{RedisConfig, RedisHistoryStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteConfig, SqliteHistoryStore};
+pub use url::{from_url, StoreUrl, StoreUrlError, UrlPart};

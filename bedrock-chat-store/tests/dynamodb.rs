@@ -586,3 +586,69 @@ async fn interleaved_appends_never_hide_a_message_from_a_keyset_reader() {
     let conversation = store().get_conversation(&user, chat.id).await.expect("get");
     assert_eq!(conversation.message_count, total);
 }
+
+/// `from_url` reads credentials from the environment, as a server would; moto takes any.
+fn require_credentials() {
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        panic!("AWS_ACCESS_KEY_ID is not set: run scripts/test, which sets moto's credentials");
+    }
+}
+
+#[tokio::test]
+async fn from_url_creates_a_missing_table_and_reuses_an_existing_one() {
+    require_credentials();
+    let endpoint = service_url("BEDROCK_CHAT_TEST_DYNAMODB_ENDPOINT");
+    let name = unique_prefix().replace(':', "-");
+    let url = format!("dynamodb://{name}?endpoint={endpoint}&region=us-east-1");
+    let store = bedrock_chat_store::from_url(&url)
+        .await
+        .expect("connect by URL, creating the table");
+    assert_eq!(store.backend(), "dynamodb");
+    store.ping().await.expect("ping");
+    let user = random_user();
+    let chat = store
+        .create_conversation(&user, NewConversation::new("by url"))
+        .await
+        .expect("create");
+    let described = client(&endpoint)
+        .await
+        .describe_table()
+        .table_name(&name)
+        .send()
+        .await
+        .expect("the table exists");
+    assert!(described.table().is_some());
+    let again = bedrock_chat_store::from_url(&url)
+        .await
+        .expect("connect to the existing table");
+    let got = again
+        .get_conversation(&user, chat.id)
+        .await
+        .expect("read it back");
+    assert_eq!(got.title, "by url");
+}
+
+#[tokio::test]
+async fn from_url_to_an_unreachable_endpoint_is_a_retryable_connect_error() {
+    require_credentials();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("dynamodb://chats?endpoint=http://127.0.0.1:{port}&region=us-east-1");
+    let err = bedrock_chat_store::from_url(&url)
+        .await
+        .err()
+        .expect("nothing listens there");
+    assert!(
+        matches!(
+            err,
+            bedrock_chat_store::StoreUrlError::Connect {
+                backend: "dynamodb",
+                error: StoreError::Unavailable { .. }
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+}

@@ -298,3 +298,46 @@ async fn listings_are_served_by_the_indexes_in_order() {
         );
     }
 }
+
+#[tokio::test]
+async fn from_url_connects_migrates_and_keeps_what_it_writes() {
+    for url in [url(), url().replacen("postgres://", "postgresql://", 1)] {
+        let store = bedrock_chat_store::from_url(&url)
+            .await
+            .expect("connect by URL");
+        assert_eq!(store.backend(), "postgres");
+        store.ping().await.expect("ping");
+        let user = random_user();
+        let chat = store
+            .create_conversation(&user, NewConversation::new("by url"))
+            .await
+            .expect("create");
+        let direct = PostgresHistoryStore::connect(config())
+            .await
+            .expect("connect");
+        let got = direct
+            .get_conversation(&user, chat.id)
+            .await
+            .expect("read it back");
+        assert_eq!(got.title, "by url");
+    }
+}
+
+#[tokio::test]
+async fn from_url_to_a_closed_port_is_a_retryable_connect_error() {
+    let err = bedrock_chat_store::from_url("postgres://postgres@127.0.0.1:1/none")
+        .await
+        .err()
+        .expect("nothing listens on port 1");
+    assert!(
+        matches!(
+            err,
+            bedrock_chat_store::StoreUrlError::Connect {
+                backend: "postgres",
+                error: StoreError::Unavailable { .. }
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+}

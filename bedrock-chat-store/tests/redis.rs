@@ -220,3 +220,49 @@ async fn a_server_that_goes_away_is_unavailable_and_the_store_recovers() {
         "after"
     );
 }
+
+#[tokio::test]
+async fn from_url_connects_with_the_prefix_the_url_gives() {
+    let prefix = unique_prefix();
+    let store = bedrock_chat_store::from_url(&format!("{}?prefix={prefix}", url()))
+        .await
+        .expect("connect by URL");
+    assert_eq!(store.backend(), "redis");
+    store.ping().await.expect("ping");
+    let user = random_user();
+    let chat = store
+        .create_conversation(&user, NewConversation::new("by url"))
+        .await
+        .expect("create");
+    assert!(
+        !keys_and_ttls(&prefix).await.is_empty(),
+        "the keys start with the URL's prefix"
+    );
+    let direct = RedisHistoryStore::connect(RedisConfig::new(url()).prefix(prefix))
+        .await
+        .expect("connect");
+    let got = direct
+        .get_conversation(&user, chat.id)
+        .await
+        .expect("read it back under the same prefix");
+    assert_eq!(got.title, "by url");
+}
+
+#[tokio::test]
+async fn from_url_to_a_closed_port_is_a_retryable_connect_error() {
+    let err = bedrock_chat_store::from_url(&format!("redis://127.0.0.1:{}/", free_port()))
+        .await
+        .err()
+        .expect("nothing listens there");
+    assert!(
+        matches!(
+            err,
+            bedrock_chat_store::StoreUrlError::Connect {
+                backend: "redis",
+                error: StoreError::Unavailable { .. }
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+}

@@ -346,3 +346,29 @@ async fn a_database_from_before_the_usage_ledger_stays_readable_after_migrating(
         read
     );
 }
+
+#[tokio::test]
+async fn from_url_opens_a_file_and_memory() {
+    let path = fresh_file();
+    for url in [format!("sqlite:{}", path.display()), url(&path)] {
+        let store = bedrock_chat_store::from_url(&url)
+            .await
+            .expect("open by URL");
+        assert_eq!(store.backend(), "sqlite");
+        let user = random_user();
+        let chat = store
+            .create_conversation(&user, NewConversation::new("by url"))
+            .await
+            .expect("create");
+        let direct = SqliteHistoryStore::open(&url).await.expect("reopen");
+        let got = direct
+            .get_conversation(&user, chat.id)
+            .await
+            .expect("read it back");
+        assert_eq!(got.title, "by url");
+    }
+    let store = bedrock_chat_store::from_url("sqlite::memory:")
+        .await
+        .expect("in memory");
+    store.ping().await.expect("ping");
+}
