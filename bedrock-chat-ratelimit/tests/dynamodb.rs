@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::Client;
-use bedrock_chat_core::conformance::limiter::LimiterPair;
+use bedrock_chat_core::conformance::limiter::{LayerUnderTest, LimiterPair};
 use bedrock_chat_core::conformance::{service_url, unique_prefix};
 use bedrock_chat_core::{ManualClock, Quota, RateLimitError, RateLimiter};
-use bedrock_chat_ratelimit::{DynamoDbRateLimiter, FailurePolicy, FailurePolicyLimiter};
+use bedrock_chat_ratelimit::{
+    DynamoDbRateLimiter, FailurePolicy, FailurePolicyLimiter, LayeredRateLimiter, Layers,
+};
 
 async fn client(endpoint: &str) -> Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -29,6 +31,11 @@ fn table_name() -> String {
 }
 
 async fn dynamodb(quota: Quota, clock: ManualClock) -> LimiterPair {
+    dynamodb_pair(quota.into(), clock).await
+}
+
+/// Two limiters enforcing `layers` over one new table, through two SDK clients.
+async fn dynamodb_pair(layers: Layers, clock: ManualClock) -> LimiterPair {
     let endpoint = service_url("BEDROCK_CHAT_TEST_DYNAMODB_ENDPOINT");
     let table = table_name();
     let first_client = client(&endpoint).await;
@@ -37,7 +44,8 @@ async fn dynamodb(quota: Quota, clock: ManualClock) -> LimiterPair {
         .expect("create the limiter table");
     let make = |client: Client| {
         Arc::new(
-            DynamoDbRateLimiter::new(client, &table, quota).with_clock(Arc::new(clock.clone())),
+            DynamoDbRateLimiter::new(client, &table, layers.clone())
+                .with_clock(Arc::new(clock.clone())),
         ) as Arc<dyn RateLimiter>
     };
     LimiterPair {
@@ -47,6 +55,87 @@ async fn dynamodb(quota: Quota, clock: ManualClock) -> LimiterPair {
 }
 
 bedrock_chat_core::rate_limiter_conformance!(dynamodb);
+
+/// A global layer too large to bind, checked first, over `quota` per key: the suite sees
+/// the per-key layer, through the layering.
+fn roomy_global(quota: Quota) -> Quota {
+    Quota::new(1_000_000, quota.window()).expect("a valid quota")
+}
+
+fn layers(under_test: Vec<LayerUnderTest>) -> Layers {
+    let mut layers: Option<Layers> = None;
+    for layer in under_test {
+        layers = Some(match (layers, layer.shared) {
+            (None, None) => Layers::per_key(layer.quota),
+            (None, Some(name)) => Layers::shared(name, layer.quota),
+            (Some(l), None) => l.and_per_key(layer.quota),
+            (Some(l), Some(name)) => l.and_shared(name, layer.quota),
+        });
+    }
+    layers.expect("at least one layer")
+}
+
+/// [`DynamoDbRateLimiter`] over several layers: one transaction over all of them.
+mod native_layered {
+    use super::*;
+
+    async fn layered(quota: Quota, clock: ManualClock) -> LimiterPair {
+        dynamodb_pair(
+            Layers::shared("global", roomy_global(quota)).and_per_key(quota),
+            clock,
+        )
+        .await
+    }
+
+    bedrock_chat_core::rate_limiter_conformance!(layered);
+
+    async fn native(under_test: Vec<LayerUnderTest>, clock: ManualClock) -> Arc<dyn RateLimiter> {
+        dynamodb_pair(layers(under_test), clock).await.first
+    }
+
+    bedrock_chat_core::layered_rate_limiter_conformance!(native);
+}
+
+/// The generic [`LayeredRateLimiter`] over DynamoDB limiters, one per layer.
+mod generic_layered {
+    use super::*;
+
+    async fn layered(quota: Quota, clock: ManualClock) -> LimiterPair {
+        let global = dynamodb_pair(roomy_global(quota).into(), clock.clone()).await;
+        let per_key = dynamodb_pair(quota.into(), clock).await;
+        let make = |global, per_key| {
+            Arc::new(LayeredRateLimiter::shared("global", global).and_per_key(per_key))
+                as Arc<dyn RateLimiter>
+        };
+        LimiterPair {
+            first: make(global.first, per_key.first),
+            second: make(global.second, per_key.second),
+        }
+    }
+
+    bedrock_chat_core::rate_limiter_conformance!(layered);
+}
+
+/// [`FailurePolicyLimiter`] over [`DynamoDbRateLimiter`], both policies.
+mod fail_policy {
+    use super::*;
+
+    async fn wrapped(quota: Quota, clock: ManualClock) -> LimiterPair {
+        let pair = dynamodb(quota, clock).await;
+        LimiterPair {
+            first: Arc::new(FailurePolicyLimiter::new(
+                pair.first,
+                FailurePolicy::FailOpen,
+            )),
+            second: Arc::new(FailurePolicyLimiter::new(
+                pair.second,
+                FailurePolicy::FailClosed,
+            )),
+        }
+    }
+
+    bedrock_chat_core::rate_limiter_conformance!(wrapped);
+}
 
 #[tokio::test]
 async fn creating_the_table_twice_is_fine() {

@@ -18,6 +18,13 @@
 //! (`ReturnValuesOnConditionCheckFailure`), or from one consistent read where the
 //! service does not return it. A zero-cost check is one consistent `GetItem`.
 //!
+//! # Layers
+//! A limiter made from several [`Layers`] decides them together in one transaction, all
+//! layers or none (see the `layered` module's notes: one `TransactGetItems` and one
+//! `TransactWriteItems` with a condition per layer). Each layer has its own item, with
+//! `pk` = `{prefix}#{layer}#{window_ms}#{k|s}#{key or shared name}` (`k` for a per-key
+//! layer, `s` for a shared one).
+//!
 //! # Clocks
 //! The window comes from the app server's clock (the injected [`Clock`]). As with the Redis
 //! limiter, servers whose clocks disagree by `d` may count a request in the neighbouring
@@ -39,6 +46,10 @@ use aws_sdk_dynamodb::Client;
 use bedrock_chat_core::limiter::{validate_key, Window};
 use bedrock_chat_core::{Clock, Decision, Quota, RateLimitError, RateLimiter, SystemClock};
 
+use crate::layered::{LayerScope, Layers, Mode};
+
+mod layered;
+
 const BACKEND: &str = "dynamodb";
 const PK: &str = "pk";
 const SK: &str = "window";
@@ -47,9 +58,14 @@ const EXPIRES: &str = "expires_at";
 
 /// A [`RateLimiter`] in a DynamoDB table: exact across every process sharing the table.
 ///
+/// Made from one [`Quota`], it counts each caller's key with one conditional `UpdateItem`
+/// per decision; made from several [`Layers`], it enforces all of them as one atomic step
+/// (one transaction over every layer's item) and reports the most restrictive layer. Its
+/// [`quota`](RateLimiter::quota) is the first layer's.
+///
 /// ```no_run
 /// use bedrock_chat_core::{Quota, RateLimiter};
-/// use bedrock_chat_ratelimit::DynamoDbRateLimiter;
+/// use bedrock_chat_ratelimit::{DynamoDbRateLimiter, Layers};
 ///
 /// # async fn demo() -> Result<(), bedrock_chat_core::RateLimitError> {
 /// let config = aws_config::load_from_env().await;
@@ -57,6 +73,12 @@ const EXPIRES: &str = "expires_at";
 /// DynamoDbRateLimiter::create_table(&client, "chat-rate-limits").await?;
 /// let limiter = DynamoDbRateLimiter::new(client, "chat-rate-limits", Quota::per_minute(10)?);
 /// let decision = limiter.check("203.0.113.7", 1).await?;
+///
+/// // Seed 003: 10 per minute per IP and 100 per second over all IPs, decided together.
+/// let layers = Layers::per_key(Quota::per_minute(10)?).and_shared("global", Quota::per_second(100)?);
+/// # let client = aws_sdk_dynamodb::Client::new(&config);
+/// let layered = DynamoDbRateLimiter::new(client, "chat-rate-limits", layers);
+/// let decision = layered.check("203.0.113.7", 1).await?;
 /// # let _ = decision; Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
@@ -65,19 +87,32 @@ pub struct DynamoDbRateLimiter {
     table: Arc<str>,
     prefix: Arc<str>,
     quota: Quota,
+    layers: Arc<Layers>,
+    /// One per-key layer: one `UpdateItem`, and the item layout without layer numbers.
+    single: bool,
     clock: Arc<dyn Clock>,
 }
 
 impl DynamoDbRateLimiter {
-    /// A limiter over `table` on the system clock, with the key prefix `rl`.
-    pub fn new(client: Client, table: &str, quota: Quota) -> Self {
+    /// A limiter enforcing a [`Quota`] or [`Layers`] over `table` on the system clock,
+    /// with the key prefix `rl`.
+    pub fn new(client: Client, table: &str, quota: impl Into<Layers>) -> Self {
+        let layers: Layers = quota.into();
+        let single = matches!(layers.as_slice(), [layer] if layer.scope == LayerScope::PerKey);
         Self {
             client,
             table: table.into(),
             prefix: "rl".into(),
-            quota,
+            quota: layers.first_quota(),
+            layers: Arc::new(layers),
+            single,
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The layers this limiter enforces (one, for a limiter made from a [`Quota`]).
+    pub fn layers(&self) -> &Layers {
+        &self.layers
     }
 
     /// Starts every partition key with `prefix` (several limiters can share a table).
@@ -311,7 +346,10 @@ impl RateLimiter for DynamoDbRateLimiter {
 
     async fn check(&self, key: &str, cost: u64) -> Result<Decision, RateLimitError> {
         validate_key(key)?;
-        self.quota.check_cost(cost)?;
+        self.layers.check_cost(cost)?;
+        if !self.single {
+            return self.run_layered(Mode::Check, key, cost).await;
+        }
         let (now_ms, window) = self.position();
         if cost == 0 {
             let used = self.read_count(key, window).await?;
@@ -335,6 +373,9 @@ impl RateLimiter for DynamoDbRateLimiter {
 
     async fn charge(&self, key: &str, cost: u64) -> Result<Decision, RateLimitError> {
         validate_key(key)?;
+        if !self.single {
+            return self.run_layered(Mode::Charge, key, cost).await;
+        }
         let (now_ms, window) = self.position();
         let delta = i64::try_from(cost).unwrap_or(i64::MAX);
         let used = match self.add(key, window, now_ms, delta, None).await? {
@@ -348,6 +389,9 @@ impl RateLimiter for DynamoDbRateLimiter {
 
     async fn refund(&self, key: &str, cost: u64) -> Result<(), RateLimitError> {
         validate_key(key)?;
+        if !self.single {
+            return self.run_layered(Mode::Refund, key, cost).await.map(|_| ());
+        }
         if cost == 0 {
             return Ok(());
         }
