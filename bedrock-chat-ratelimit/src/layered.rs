@@ -4,11 +4,12 @@
 //! A layered decision is all or nothing: the request is counted by every layer or by
 //! none. Backends that can make that one atomic step build a layered limiter natively from
 //! [`Layers`] (quotas and scopes): `InMemoryRateLimiter::layered` (one lock order over all
-//! layers), `RedisRateLimiter::layered` (one Lua script over all counters, one `EVALSHA`)
-//! and `DynamoDbRateLimiter::layered` (one `TransactWriteItems` with a condition per
-//! layer). [`LayeredRateLimiter`] is the generic fallback over arbitrary limiters, for
-//! backends that cannot: it checks layer by layer and refunds, so under contention it can
-//! refuse a request that a native layered limiter would allow.
+//! layers), and `Layers` given in place of a `Quota` to `RedisRateLimiter::connect` (one
+//! Lua script over all counters, one `EVALSHA`) or `DynamoDbRateLimiter::new` (one
+//! `TransactWriteItems` with a condition per layer). [`LayeredRateLimiter`] is the generic
+//! fallback over arbitrary limiters, for backends that cannot: it checks layer by layer
+//! and refunds, so under contention it can refuse a request that a native layered limiter
+//! would allow.
 
 use std::sync::Arc;
 
@@ -260,9 +261,9 @@ impl Layer {
 /// It is not atomic: while a request is being checked, the units it counted in earlier
 /// layers are taken, so a concurrent request can be refused by a layer that, a moment
 /// later, turns out to have had room. Where all layers live in one backend, build the
-/// limiter natively from [`Layers`] instead (`InMemoryRateLimiter::layered`,
-/// `RedisRateLimiter::layered`, `DynamoDbRateLimiter::layered`), which decides all layers
-/// in one atomic step.
+/// limiter natively from [`Layers`] instead (`InMemoryRateLimiter::layered`, or `Layers`
+/// in place of a `Quota` for `RedisRateLimiter::connect` and `DynamoDbRateLimiter::new`),
+/// which decides all layers in one atomic step.
 ///
 /// The decision reported is the refusing layer's, or, when all allow, the one with the
 /// fewest units remaining. [`quota`](RateLimiter::quota) is the first layer's.
