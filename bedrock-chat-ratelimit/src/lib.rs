@@ -8,6 +8,7 @@ mod memory;
 mod policy;
 #[cfg(feature = "redis")]
 mod redis;
+pub mod url;
 
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::DynamoDbRateLimiter;
@@ -16,3 +17,4 @@ pub use memory::InMemoryRateLimiter;
 pub use policy::{FailurePolicy, FailurePolicyLimiter};
 #[cfg(feature = "redis")]
 pub use redis::{RedisLimiterConfig, RedisRateLimiter};
+pub use url::{from_url, LimiterUrl, LimiterUrlError, UrlPart};

@@ -219,3 +219,100 @@ async fn a_missing_table_is_a_backend_error_not_an_allowance() {
     let err = limiter.check("k", 1).await.expect_err("no such table");
     assert!(matches!(err, RateLimitError::Backend { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn ping_answers_for_an_existing_table() {
+    let endpoint = service_url("BEDROCK_CHAT_TEST_DYNAMODB_ENDPOINT");
+    let client = client(&endpoint).await;
+    let table = table_name();
+    DynamoDbRateLimiter::create_table(&client, &table)
+        .await
+        .expect("create");
+    let limiter = DynamoDbRateLimiter::new(client, &table, Quota::per_minute(3).expect("quota"));
+    limiter.ping().await.expect("the table answers");
+}
+
+#[tokio::test]
+async fn ping_of_a_missing_table_is_a_backend_error() {
+    let endpoint = service_url("BEDROCK_CHAT_TEST_DYNAMODB_ENDPOINT");
+    let limiter = DynamoDbRateLimiter::new(
+        client(&endpoint).await,
+        &table_name(),
+        Quota::per_minute(3).expect("quota"),
+    );
+    let err = limiter.ping().await.expect_err("no such table");
+    assert!(matches!(err, RateLimitError::Backend { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn ping_of_an_unreachable_endpoint_is_unavailable() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let limiter = DynamoDbRateLimiter::new(
+        client(&format!("http://127.0.0.1:{port}")).await,
+        "nowhere",
+        Quota::per_minute(3).expect("quota"),
+    );
+    let err = limiter.ping().await.expect_err("nothing listens there");
+    assert!(matches!(err, RateLimitError::Unavailable { .. }), "{err:?}");
+    let open = FailurePolicyLimiter::new(Arc::new(limiter), FailurePolicy::FailOpen);
+    assert!(matches!(
+        open.ping().await,
+        Err(RateLimitError::Unavailable { .. })
+    ));
+}
+
+#[tokio::test]
+async fn from_url_creates_a_missing_table_and_reuses_an_existing_one() {
+    assert!(
+        std::env::var_os("AWS_ACCESS_KEY_ID").is_some(),
+        "AWS_ACCESS_KEY_ID is not set: run scripts/test, which sets moto's credentials"
+    );
+    let endpoint = service_url("BEDROCK_CHAT_TEST_DYNAMODB_ENDPOINT");
+    let table = table_name();
+    let url = format!("dynamodb://{table}?endpoint={endpoint}&region=us-east-1");
+    let quota = Quota::per_minute(2).expect("quota");
+    let limiter = bedrock_chat_ratelimit::from_url(&url, quota, "requests")
+        .await
+        .expect("connect by URL, creating the table");
+    assert_eq!(limiter.backend(), "dynamodb");
+    limiter.ping().await.expect("ping");
+    assert!(limiter.check("k", 1).await.expect("check").allowed);
+    // A second process on the existing table shares the counter.
+    let again = bedrock_chat_ratelimit::from_url(&url, quota, "requests")
+        .await
+        .expect("connect to the existing table");
+    assert!(again.check("k", 1).await.expect("check").allowed);
+    assert!(!limiter.check("k", 1).await.expect("check").allowed);
+    // Another prefix counts apart.
+    let other = bedrock_chat_ratelimit::from_url(&url, quota, "tokens")
+        .await
+        .expect("connect");
+    assert!(other.check("k", 1).await.expect("check").allowed);
+}
+
+#[tokio::test]
+async fn from_url_to_an_unreachable_endpoint_is_a_retryable_connect_error() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("dynamodb://limits?endpoint=http://127.0.0.1:{port}&region=us-east-1");
+    let err = bedrock_chat_ratelimit::from_url(&url, Quota::per_minute(2).expect("quota"), "r")
+        .await
+        .err()
+        .expect("nothing listens there");
+    assert!(
+        matches!(
+            err,
+            bedrock_chat_ratelimit::LimiterUrlError::Connect {
+                backend: "dynamodb",
+                error: RateLimitError::Unavailable { .. }
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+}

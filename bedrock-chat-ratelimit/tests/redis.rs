@@ -360,3 +360,93 @@ async fn decisions_are_one_evalsha_each(layers: Layers) {
         "{info}"
     );
 }
+
+#[tokio::test]
+async fn ping_answers_while_the_server_is_up_and_is_unavailable_once_it_is_gone() {
+    let mut server = PrivateRedis::start();
+    let limiter = RedisRateLimiter::connect(
+        &server.url(),
+        Quota::per_minute(5).expect("quota"),
+        config(unique_prefix()),
+    )
+    .await
+    .expect("connect");
+    limiter.ping().await.expect("the server answers");
+    server.stop();
+    let err = limiter.ping().await.expect_err("the server is gone");
+    assert!(matches!(err, RateLimitError::Unavailable { .. }), "{err:?}");
+    // A health check tells the truth even when requests fail open.
+    let open = FailurePolicyLimiter::new(Arc::new(limiter), FailurePolicy::FailOpen);
+    assert!(matches!(
+        open.ping().await,
+        Err(RateLimitError::Unavailable { .. })
+    ));
+}
+
+#[tokio::test]
+async fn from_url_connects_with_the_url_prefix_in_front_of_the_hosts() {
+    let outer = unique_prefix();
+    let url = format!(
+        "{}?prefix={outer}",
+        service_url("BEDROCK_CHAT_TEST_REDIS_URL")
+    );
+    let quota = Quota::per_minute(2).expect("quota");
+    let limiter = bedrock_chat_ratelimit::from_url(&url, quota, "requests")
+        .await
+        .expect("connect by URL");
+    assert_eq!(limiter.backend(), "redis");
+    limiter.ping().await.expect("ping");
+    assert!(limiter.check("k", 1).await.expect("check").allowed);
+    // The same counter, reached directly under the joined prefix.
+    let direct = RedisRateLimiter::connect(
+        &service_url("BEDROCK_CHAT_TEST_REDIS_URL"),
+        quota,
+        config(format!("{outer}:requests")),
+    )
+    .await
+    .expect("connect");
+    assert!(direct.check("k", 1).await.expect("check").allowed);
+    assert!(!limiter.check("k", 1).await.expect("check").allowed);
+}
+
+#[tokio::test]
+async fn from_url_decides_layers_natively() {
+    let url = service_url("BEDROCK_CHAT_TEST_REDIS_URL");
+    let layers = Layers::per_key(Quota::per_minute(5).expect("quota"))
+        .and_shared("global", Quota::per_minute(2).expect("quota"));
+    let limiter = bedrock_chat_ratelimit::from_url(&url, layers, &unique_prefix())
+        .await
+        .expect("connect by URL");
+    assert!(limiter.check("a", 1).await.expect("check").allowed);
+    assert!(limiter.check("b", 1).await.expect("check").allowed);
+    let refused = limiter.check("c", 1).await.expect("check");
+    assert!(!refused.allowed, "the global layer is spent");
+    assert_eq!(refused.limit, 2);
+}
+
+#[tokio::test]
+async fn from_url_to_a_closed_port_is_a_retryable_connect_error() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let err = bedrock_chat_ratelimit::from_url(
+        &format!("redis://127.0.0.1:{port}/"),
+        Quota::per_minute(5).expect("quota"),
+        "requests",
+    )
+    .await
+    .err()
+    .expect("nothing listens there");
+    assert!(
+        matches!(
+            err,
+            bedrock_chat_ratelimit::LimiterUrlError::Connect {
+                backend: "redis",
+                error: RateLimitError::Unavailable { .. }
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+}
