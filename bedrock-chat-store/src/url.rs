@@ -4,10 +4,10 @@
 //! | URL | backend | feature |
 //! |---|---|---|
 //! | `memory` | [`InMemoryHistoryStore`] | always |
-//! | `sqlite:PATH`, `sqlite://PATH`, `sqlite::memory:` | [`SqliteHistoryStore`](crate::sqlite) | `sqlite` |
-//! | `postgres://…`, `postgresql://…` | [`PostgresHistoryStore`](crate::postgres) | `postgres` |
-//! | `redis://…`, `rediss://…`, optional `?prefix=KEY_PREFIX` | [`RedisHistoryStore`](crate::redis) | `redis` |
-//! | `dynamodb://TABLE?endpoint=URL&region=REGION` (both optional) | [`DynamoDbHistoryStore`](crate::dynamodb) | `dynamodb` |
+//! | `sqlite:PATH`, `sqlite://PATH`, `sqlite::memory:` | `SqliteHistoryStore` | `sqlite` |
+//! | `postgres://…`, `postgresql://…` | `PostgresHistoryStore` | `postgres` |
+//! | `redis://…`, `rediss://…`, optional `?prefix=KEY_PREFIX` | `RedisHistoryStore` | `redis` |
+//! | `dynamodb://TABLE?endpoint=URL&region=REGION` (both optional) | `DynamoDbHistoryStore` | `dynamodb` |
 //!
 //! Parsing ([`StoreUrl::parse`]) checks the syntax whatever features are on; connecting
 //! refuses a backend whose feature this build lacks with
@@ -51,18 +51,18 @@ pub enum StoreUrl {
     Memory,
     /// `sqlite:PATH`, `sqlite://PATH` or `sqlite::memory:`: the URL as sqlx takes it.
     Sqlite {
-        /// The whole URL, passed to [`SqliteConfig::new`](crate::sqlite).
+        /// The whole URL, passed to `SqliteConfig::new`.
         url: String,
     },
     /// `postgres://…` or `postgresql://…`: the URL as sqlx takes it.
     Postgres {
-        /// The whole URL, passed to [`PostgresConfig::new`](crate::postgres).
+        /// The whole URL, passed to `PostgresConfig::new`.
         url: String,
     },
     /// `redis://…` or `rediss://…` (TLS), with an optional `prefix` query parameter.
     Redis {
         /// The URL without the `prefix` parameter, passed to
-        /// [`RedisConfig::new`](crate::redis).
+        /// `RedisConfig::new`.
         url: String,
         /// Every key starts with this (`prefix=`); the store's default when absent.
         prefix: Option<String>,
