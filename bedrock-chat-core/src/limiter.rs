@@ -328,6 +328,38 @@ pub trait RateLimiter: Send + Sync + 'static {
 mod tests {
     use super::*;
 
+    /// A third-party limiter written against the required methods only.
+    struct Minimal(Quota);
+
+    #[async_trait]
+    impl RateLimiter for Minimal {
+        fn backend(&self) -> &'static str {
+            "minimal"
+        }
+
+        fn quota(&self) -> Quota {
+            self.0
+        }
+
+        async fn check(&self, _key: &str, _cost: u64) -> Result<Decision, RateLimitError> {
+            Ok(self.0.decide(0, 0, self.0.window_at(0)).0)
+        }
+
+        async fn charge(&self, key: &str, cost: u64) -> Result<Decision, RateLimitError> {
+            self.check(key, cost).await
+        }
+
+        async fn refund(&self, _key: &str, _cost: u64) -> Result<(), RateLimitError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_limiter_that_does_not_override_ping_answers_ok() {
+        let limiter: &dyn RateLimiter = &Minimal(Quota::per_minute(1).unwrap());
+        assert!(limiter.ping().await.is_ok());
+    }
+
     #[test]
     fn windows_are_aligned_to_the_epoch() {
         let q = Quota::per_minute(10).unwrap();

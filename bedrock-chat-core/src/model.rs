@@ -230,3 +230,14 @@ pub trait ChatModel: Send + Sync + 'static {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_model_that_does_not_override_ready_is_ready() {
+        let model: &dyn ChatModel = &crate::OfflineChatModel::new();
+        assert!(model.ready().await.is_ok());
+    }
+}
