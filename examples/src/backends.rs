@@ -7,14 +7,7 @@ use std::sync::Arc;
 use bedrock_chat_core::{
     ChatModel, ChatPolicy, ChatService, HistoryStore, OfflineChatModel, RateLimiter,
 };
-use bedrock_chat_ratelimit::{
-    DynamoDbRateLimiter, InMemoryRateLimiter, LayeredRateLimiter, RedisLimiterConfig,
-    RedisRateLimiter,
-};
-use bedrock_chat_store::{
-    DynamoDbConfig, DynamoDbHistoryStore, InMemoryHistoryStore, PostgresHistoryStore,
-    RedisHistoryStore, SqliteHistoryStore,
-};
+use bedrock_chat_ratelimit::Layers;
 
 use crate::config::BackendArgs;
 
@@ -56,10 +49,10 @@ pub enum StartupError {
     },
 }
 
-/// The store named by `url`: `memory`, `sqlite:PATH` (`sqlite::memory:` for a private
-/// in-memory database), `postgres://…`, `redis://…` or
-/// `dynamodb://TABLE?endpoint=URL&region=R`. SQL migrations run and a DynamoDB table is
-/// created when missing.
+/// The store named by `url` ([`bedrock_chat_store::from_url`]): `memory`, `sqlite:PATH`,
+/// `postgres://…`, `redis://…` or `dynamodb://TABLE?endpoint=URL&region=R`. SQL
+/// migrations run and a DynamoDB table is created when missing; the store must answer a
+/// ping.
 ///
 /// # Errors
 /// [`StartupError::Store`] naming what is wrong: the scheme, a part of the URL, or the
@@ -69,75 +62,30 @@ pub async fn store(url: &str) -> Result<Arc<dyn HistoryStore>, StartupError> {
         url: url.to_owned(),
         reason,
     };
-    let store: Arc<dyn HistoryStore> = match Backend::parse(url).map_err(&fail)? {
-        Backend::Memory => Arc::new(InMemoryHistoryStore::new()),
-        Backend::Sqlite => Arc::new(
-            SqliteHistoryStore::open(url)
-                .await
-                .map_err(|e| fail(chain(&e)))?,
-        ),
-        Backend::Postgres => Arc::new(
-            PostgresHistoryStore::open(url)
-                .await
-                .map_err(|e| fail(chain(&e)))?,
-        ),
-        Backend::Redis => Arc::new(
-            RedisHistoryStore::open(url)
-                .await
-                .map_err(|e| fail(chain(&e)))?,
-        ),
-        Backend::DynamoDb(target) => {
-            let client = target.client().await;
-            DynamoDbHistoryStore::create_table(&client, &target.table)
-                .await
-                .map_err(|e| fail(chain(&e)))?;
-            Arc::new(DynamoDbHistoryStore::new(
-                client,
-                DynamoDbConfig::new(target.table),
-            ))
-        }
-    };
+    let store = bedrock_chat_store::from_url(url)
+        .await
+        .map_err(|e| fail(chain(&e)))?;
     store.ping().await.map_err(|e| fail(chain(&e)))?;
     Ok(store)
 }
 
-/// A limiter at `url` for `quota`, its keys under `prefix` (so that the request limit,
-/// the global limit and the token budget never share counters).
+/// A limiter at `url` for `layers`, its keys under `prefix` (so that the request limit
+/// and the token budget never share counters). Several layers are decided in one atomic
+/// step by the backend.
 async fn limiter(
     url: &str,
-    quota: bedrock_chat_core::Quota,
+    layers: Layers,
     prefix: &str,
 ) -> Result<Arc<dyn RateLimiter>, StartupError> {
     let fail = |reason: String| StartupError::Limiter {
         url: url.to_owned(),
         reason,
     };
-    Ok(match Backend::parse(url).map_err(&fail)? {
-        Backend::Memory => Arc::new(InMemoryRateLimiter::new(quota)),
-        Backend::Redis => {
-            let config = RedisLimiterConfig {
-                prefix: format!("bedrock-chat:rl:{prefix}"),
-                ..RedisLimiterConfig::default()
-            };
-            Arc::new(
-                RedisRateLimiter::connect(url, quota, config)
-                    .await
-                    .map_err(|e| fail(chain(&e)))?,
-            )
-        }
-        Backend::DynamoDb(target) => {
-            let client = target.client().await;
-            DynamoDbRateLimiter::create_table(&client, &target.table)
-                .await
-                .map_err(|e| fail(chain(&e)))?;
-            Arc::new(DynamoDbRateLimiter::new(client, &target.table, quota).with_prefix(prefix))
-        }
-        Backend::Sqlite | Backend::Postgres => {
-            return Err(fail(
-                "a rate limiter is `memory`, `redis://…` or `dynamodb://TABLE`".into(),
-            ))
-        }
-    })
+    let limiter = bedrock_chat_ratelimit::from_url(url, layers, prefix)
+        .await
+        .map_err(|e| fail(chain(&e)))?;
+    limiter.ping().await.map_err(|e| fail(chain(&e)))?;
+    Ok(limiter)
 }
 
 /// An error and its sources, on one line.
@@ -153,100 +101,6 @@ fn chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     text
-}
-
-/// A backend URL, parsed.
-#[derive(Debug, PartialEq, Eq)]
-enum Backend {
-    Memory,
-    Sqlite,
-    Postgres,
-    Redis,
-    DynamoDb(DynamoDbTarget),
-}
-
-/// `dynamodb://TABLE?endpoint=URL&region=R`.
-#[derive(Debug, PartialEq, Eq)]
-struct DynamoDbTarget {
-    table: String,
-    endpoint: Option<String>,
-    region: Option<String>,
-}
-
-impl DynamoDbTarget {
-    /// A client from the AWS SDK's configuration chain, with the URL's endpoint and
-    /// region over it.
-    async fn client(&self) -> aws_sdk_dynamodb::Client {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = &self.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &self.endpoint {
-            loader = loader.endpoint_url(endpoint.clone());
-        }
-        aws_sdk_dynamodb::Client::new(&loader.load().await)
-    }
-}
-
-impl Backend {
-    fn parse(url: &str) -> Result<Self, String> {
-        if url == "memory" {
-            return Ok(Self::Memory);
-        }
-        let Some((scheme, _)) = url.split_once(':') else {
-            return Err("expected `memory` or a URL such as `sqlite:PATH`".into());
-        };
-        match scheme {
-            "sqlite" => {
-                let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
-                if path.is_empty() {
-                    return Err("the SQLite URL names no file (sqlite:PATH)".into());
-                }
-                Ok(Self::Sqlite)
-            }
-            "postgres" | "postgresql" => Ok(Self::Postgres),
-            "redis" | "rediss" => Ok(Self::Redis),
-            "dynamodb" => {
-                let parsed =
-                    url::Url::parse(url).map_err(|e| format!("not a dynamodb:// URL: {e}"))?;
-                let table = parsed.host_str().unwrap_or_default().to_owned();
-                if table.is_empty() {
-                    return Err("the DynamoDB URL names no table (dynamodb://TABLE)".into());
-                }
-                if !table
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-                    || !(3..=255).contains(&table.len())
-                {
-                    return Err(format!(
-                        "`{table}` is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)"
-                    ));
-                }
-                let mut target = DynamoDbTarget {
-                    table,
-                    endpoint: None,
-                    region: None,
-                };
-                for (key, value) in parsed.query_pairs() {
-                    match key.as_ref() {
-                        "endpoint" => {
-                            url::Url::parse(&value)
-                                .map_err(|e| format!("endpoint `{value}` is not a URL: {e}"))?;
-                            target.endpoint = Some(value.into_owned());
-                        }
-                        "region" => target.region = Some(value.into_owned()),
-                        other => {
-                            return Err(format!("unknown parameter `{other}` (endpoint, region)"))
-                        }
-                    }
-                }
-                Ok(Self::DynamoDb(target))
-            }
-            other => Err(format!(
-                "unknown scheme `{other}` (memory, sqlite, postgres, redis, dynamodb)"
-            )),
-        }
-    }
 }
 
 /// The model named by `spec`: `offline` or `bedrock:MODEL_ID`.
@@ -324,74 +178,24 @@ pub async fn service(args: &BackendArgs) -> Result<ChatService, StartupError> {
         })
     };
 
-    let per_key = limiter(
-        &args.limiter,
-        quota(&args.rate_limit, "--rate-limit")?,
-        "requests",
-    )
-    .await?;
-    let request_limiter: Arc<dyn RateLimiter> = match &args.global_rate_limit {
-        Some(global) => {
-            let global = limiter(
-                &args.limiter,
-                quota(global, "--global-rate-limit")?,
-                "global",
-            )
-            .await?;
-            Arc::new(LayeredRateLimiter::shared("global", global).and_per_key(per_key))
-        }
-        None => per_key,
-    };
+    let mut layers = Layers::per_key(quota(&args.rate_limit, "--rate-limit")?);
+    if let Some(global) = &args.global_rate_limit {
+        // Seed 003's two layers: all callers together, then each caller.
+        layers = Layers::shared("global", quota(global, "--global-rate-limit")?)
+            .and_per_key(quota(&args.rate_limit, "--rate-limit")?);
+    }
+    let request_limiter = limiter(&args.limiter, layers, "requests").await?;
     let mut builder = ChatService::builder(model, store)
         .request_limiter(request_limiter)
         .policy(policy);
     if let Some(budget) = &args.token_budget {
-        let budget = limiter(&args.limiter, quota(budget, "--token-budget")?, "tokens").await?;
+        let budget = limiter(
+            &args.limiter,
+            Layers::per_key(quota(budget, "--token-budget")?),
+            "tokens",
+        )
+        .await?;
         builder = builder.token_budget(budget);
     }
     Ok(builder.build())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_url_form_parses() {
-        assert_eq!(Backend::parse("memory").unwrap(), Backend::Memory);
-        assert_eq!(Backend::parse("sqlite:chat.db").unwrap(), Backend::Sqlite);
-        assert_eq!(Backend::parse("sqlite::memory:").unwrap(), Backend::Sqlite);
-        assert_eq!(
-            Backend::parse("postgres://u@h/db").unwrap(),
-            Backend::Postgres
-        );
-        assert_eq!(Backend::parse("rediss://h:6380/0").unwrap(), Backend::Redis);
-        assert_eq!(
-            Backend::parse(
-                "dynamodb://chat-history?endpoint=http://127.0.0.1:8000&region=eu-west-1"
-            )
-            .unwrap(),
-            Backend::DynamoDb(DynamoDbTarget {
-                table: "chat-history".into(),
-                endpoint: Some("http://127.0.0.1:8000".into()),
-                region: Some("eu-west-1".into()),
-            })
-        );
-    }
-
-    #[test]
-    fn bad_urls_name_the_part_that_is_wrong() {
-        for (url, part) in [
-            ("mysql://h/db", "scheme `mysql`"),
-            ("nonsense", "expected `memory`"),
-            ("sqlite:", "names no file"),
-            ("dynamodb://", "names no table"),
-            ("dynamodb://t!?region=x", "not a DynamoDB table name"),
-            ("dynamodb://table?colour=blue", "parameter `colour`"),
-            ("dynamodb://table?endpoint=::", "endpoint `::`"),
-        ] {
-            let error = Backend::parse(url).unwrap_err();
-            assert!(error.contains(part), "{url}: {error}");
-        }
-    }
 }

@@ -878,6 +878,10 @@ async fn health_checks_and_metrics_answer() {
         metrics.contains("bedrock_chat_http_requests_total{route=\"/api/v1/chats\",method=\"POST\",status=\"200\"} 1"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("bedrock_chat_model_calls_total{operation=\"send\",outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
     let (status, _, missing) = json_of(client.get(server.url("/nope")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(missing["error"], "Not found");

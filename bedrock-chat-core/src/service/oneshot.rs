@@ -149,7 +149,7 @@ impl ChatService {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use bedrock_chat_core::{ChatService, OfflineChatModel, SendRequest, UserId};
+    /// use bedrock_chat_core::{ChatService, HistoryStore, OfflineChatModel, SendRequest, UserId};
     /// use bedrock_chat_store::InMemoryHistoryStore;
     ///
     /// # #[tokio::main(flavor = "current_thread")]

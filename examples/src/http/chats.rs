@@ -121,7 +121,11 @@ pub async fn send(
     caller: Caller,
     ApiJson(body): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let reply = state.service.send(body.into_send(&caller)).await?;
+    let reply = state.service.send(body.into_send(&caller)).await;
+    state
+        .metrics
+        .observe("send", &reply, |r| (!r.replayed).then_some(r.usage));
+    let reply = reply?;
     let decision = reply.rate_limit;
     Ok(with_decision(
         Json(ChatResponse::from(reply)).into_response(),
@@ -155,13 +159,26 @@ pub async fn send_stream(
     caller: Caller,
     ApiJson(body): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let stream = state.service.send_stream(body.into_send(&caller)).await?;
+    let stream = state.service.send_stream(body.into_send(&caller)).await;
+    state.metrics.observe("stream", &stream, |_| None);
+    let stream = stream?;
     let mut decision = None;
     let metrics = state.metrics.clone();
     let guard = metrics.stream_started();
     let events = stream.map(move |event| {
         // Held by the stream: the gauge of streams in flight drops when it ends.
         let _ = &guard;
+        match &event {
+            StreamEvent::Completed(reply) if !reply.replayed => metrics.model_call(
+                "stream",
+                "ok",
+                (reply.usage.input_tokens, reply.usage.output_tokens),
+            ),
+            StreamEvent::Failed(ChatError::Model(_)) => {
+                metrics.model_call("stream", "error", (0, 0))
+            }
+            _ => {}
+        }
         Ok::<_, Infallible>(sse_event(event))
     });
     // The limiter's decision travels in the `start` event; headers are sent before it,
@@ -261,7 +278,11 @@ pub async fn stateless(
     if let Some(id) = &caller.request_id {
         send = send.with_request_id(id.clone());
     }
-    let reply = state.service.send_stateless(send).await?;
+    let reply = state.service.send_stateless(send).await;
+    state
+        .metrics
+        .observe("stateless", &reply, |r| Some(r.usage));
+    let reply = reply?;
     let decision = reply.rate_limit;
     Ok(with_decision(
         Json(StatelessChatResponse {

@@ -60,6 +60,27 @@ impl Metrics {
         self.handle.render()
     }
 
+    /// Counts the model call behind a service result: its tokens when it succeeded (a
+    /// replay, which called no model, is not counted), an error when the model failed.
+    pub fn observe<T>(
+        &self,
+        operation: &'static str,
+        result: &Result<T, bedrock_chat_core::ChatError>,
+        called: impl FnOnce(&T) -> Option<bedrock_chat_core::Usage>,
+    ) {
+        match result {
+            Ok(value) => {
+                if let Some(usage) = called(value) {
+                    self.model_call(operation, "ok", (usage.input_tokens, usage.output_tokens));
+                }
+            }
+            Err(bedrock_chat_core::ChatError::Model(_)) => {
+                self.model_call(operation, "error", (0, 0));
+            }
+            Err(_) => {}
+        }
+    }
+
     /// Counts a model call and its tokens.
     pub fn model_call(&self, operation: &'static str, outcome: &'static str, tokens: (u64, u64)) {
         self.record(|| {

@@ -54,11 +54,9 @@ pub async fn create(
     if let Some(id) = &caller.request_id {
         request = request.with_request_id(id.clone());
     }
-    let made = state
-        .service
-        .create_persona(request)
-        .await
-        .map_err(|e| rename_field(e.into(), "description"))?;
+    let made = state.service.create_persona(request).await;
+    state.metrics.observe("persona", &made, |m| Some(m.usage));
+    let made = made.map_err(|e| rename_field(e.into(), "description"))?;
     let chat_id = if body.start_conversation {
         Some(
             state
