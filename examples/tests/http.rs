@@ -886,3 +886,56 @@ async fn health_checks_and_metrics_answer() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(missing["error"], "Not found");
 }
+
+#[tokio::test]
+async fn the_openapi_document_and_offline_docs_are_served() {
+    let server = start(Options::default()).await;
+    let client = browser();
+    let (status, _, doc) = json_of(
+        client
+            .get(server.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/chats",
+        "/api/v1/chats/stream",
+        "/chat",
+        "/api/v1/conversations",
+        "/api/v1/conversations/{chat_id}",
+        "/api/v1/conversations/{chat_id}/messages",
+        "/api/v1/conversations/{chat_id}/export",
+        "/api/v1/messages/{message_id}",
+        "/api/v1/my-history",
+        "/api/v1/usage",
+        "/api/v1/personas",
+        "/health",
+        "/api/v1/health",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(path), "{path} is undocumented");
+    }
+    let send = &doc["paths"]["/api/v1/chats"]["post"];
+    for status in ["200", "400", "401", "404", "413", "429", "502", "503"] {
+        assert!(
+            send["responses"].get(status).is_some(),
+            "POST /api/v1/chats {status}"
+        );
+    }
+    let page = client.get(server.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    // The UI's script is embedded, not fetched from a CDN.
+    assert!(!html.contains("https://"), "{html}");
+    let script = client
+        .get(server.url("/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+}

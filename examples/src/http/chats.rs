@@ -20,15 +20,18 @@ use super::limits::with_decision;
 use super::AppState;
 
 /// A message to send.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChatRequest {
-    /// The message text.
+    /// The message text (not blank; at most `--max-message-chars`).
+    #[schema(min_length = 1, pattern = "\\S")]
     pub message: String,
     /// The conversation to continue; absent starts a new one.
     #[serde(default)]
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub chat_id: Option<ChatId>,
     /// The message's id: a retry with the same id returns the stored exchange.
     #[serde(default)]
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub message_uid: Option<MessageId>,
     /// A system prompt for this send (and, for a new conversation, the ones after).
     #[serde(default)]
@@ -57,7 +60,7 @@ impl ChatRequest {
 }
 
 /// Seed 000's `metadata` object.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChatMetadata {
     /// The question as asked.
     pub question: String,
@@ -69,22 +72,27 @@ pub struct ChatMetadata {
 
 /// The answer to a send (seed 000's shape, plus `model`, `usage`, `stop_reason`,
 /// `replayed`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChatResponse {
     /// The reply text.
     pub response: String,
     /// The conversation.
+    #[schema(value_type = uuid::Uuid)]
     pub chat_id: ChatId,
     /// The user message's id.
+    #[schema(value_type = uuid::Uuid)]
     pub message_uid: MessageId,
     /// The reply's id.
+    #[schema(value_type = uuid::Uuid)]
     pub response_session_id: MessageId,
     /// The model that answered.
     pub model: String,
     /// Tokens used.
+    #[schema(value_type = super::openapi::UsageDoc)]
     pub usage: Usage,
     /// Why the model stopped.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub stop_reason: Option<StopReason>,
     /// `true` when this exchange was stored by an earlier send with the same id.
     pub replayed: bool,
@@ -116,6 +124,27 @@ impl From<ChatReply> for ChatResponse {
 }
 
 /// `POST /api/v1/chats`: sends a message and answers with the whole reply.
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats",
+    tag = "chat",
+    summary = "Send a message and get the whole reply",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "The stored exchange (seed 000 shape)", body = ChatResponse),
+        (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
+        (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
+        (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
+        (status = 409, description = "The message_uid names a message whose reply was deleted", body = super::error::ErrorBody),
+        (status = 413, description = "Body over the size limit", body = super::error::ErrorBody),
+        (status = 415, description = "Body not declared as JSON", body = super::error::ErrorBody),
+        (status = 429, description = "Over the rate limit or token budget (with Retry-After)", body = super::error::ErrorBody),
+        (status = 500, description = "Internal error", body = super::error::ErrorBody),
+        (status = 502, description = "The model failed", body = super::error::ErrorBody),
+        (status = 503, description = "A backend is unavailable (with Retry-After)", body = super::error::ErrorBody),
+        (status = 504, description = "Timed out", body = super::error::ErrorBody)
+    )
+)]
 pub async fn send(
     State(state): State<AppState>,
     caller: Caller,
@@ -154,6 +183,27 @@ struct DeltaEvent<'a> {
 /// nothing stored, a retry with the same `message_uid` may be made). Errors found before
 /// the model starts are plain HTTP errors. A client that goes away does not stop the
 /// reply from being stored.
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/stream",
+    tag = "chat",
+    summary = "Send a message and stream the reply as Server-Sent Events",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "Events: start {chat_id, message_uid, response_session_id, model}, delta {text}..., then done (the ChatResponse) or error (an ErrorBody)", content_type = "text/event-stream", body = super::openapi::SseEventDoc),
+        (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
+        (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
+        (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
+        (status = 409, description = "The message_uid names a message whose reply was deleted", body = super::error::ErrorBody),
+        (status = 413, description = "Body over the size limit", body = super::error::ErrorBody),
+        (status = 415, description = "Body not declared as JSON", body = super::error::ErrorBody),
+        (status = 429, description = "Over the rate limit or token budget (with Retry-After)", body = super::error::ErrorBody),
+        (status = 500, description = "Internal error", body = super::error::ErrorBody),
+        (status = 502, description = "The model failed", body = super::error::ErrorBody),
+        (status = 503, description = "A backend is unavailable (with Retry-After)", body = super::error::ErrorBody),
+        (status = 504, description = "Timed out", body = super::error::ErrorBody)
+    )
+)]
 pub async fn send_stream(
     State(state): State<AppState>,
     caller: Caller,
@@ -242,9 +292,10 @@ fn error_event(error: ChatError) -> Event {
 }
 
 /// Seed 003's `POST /chat` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct StatelessChatRequest {
-    /// The message text.
+    /// The message text (not blank; at most `--max-message-chars`).
+    #[schema(min_length = 1, pattern = "\\S")]
     pub message: String,
     /// A system prompt for this call.
     #[serde(default)]
@@ -252,18 +303,38 @@ pub struct StatelessChatRequest {
 }
 
 /// Seed 003's `POST /chat` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatelessChatResponse {
     /// The reply text.
     pub response: String,
     /// The model that answered.
     pub model: String,
     /// Tokens used.
+    #[schema(value_type = super::openapi::UsageDoc)]
     pub usage: Usage,
 }
 
 /// `POST /chat`: seed 003's public, stateless chat: limited and budgeted like a send,
 /// nothing stored.
+#[utoipa::path(
+    post,
+    path = "/chat",
+    tag = "chat",
+    summary = "Seed 003: a stateless chat, nothing stored",
+    request_body = StatelessChatRequest,
+    responses(
+        (status = 200, description = "The reply", body = StatelessChatResponse),
+        (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
+        (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
+        (status = 413, description = "Body over the size limit", body = super::error::ErrorBody),
+        (status = 415, description = "Body not declared as JSON", body = super::error::ErrorBody),
+        (status = 429, description = "Over the rate limit or token budget (with Retry-After)", body = super::error::ErrorBody),
+        (status = 500, description = "Internal error", body = super::error::ErrorBody),
+        (status = 502, description = "The model failed", body = super::error::ErrorBody),
+        (status = 503, description = "A backend is unavailable (with Retry-After)", body = super::error::ErrorBody),
+        (status = 504, description = "Timed out", body = super::error::ErrorBody)
+    )
+)]
 pub async fn stateless(
     State(state): State<AppState>,
     caller: Caller,

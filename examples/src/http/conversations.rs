@@ -26,11 +26,14 @@ pub const MAX_LIMIT: u32 = 100;
 pub const MAX_TITLE_CHARS: usize = 200;
 
 /// Paging of a listing: `limit` with `offset` (seed 000) or with `cursor` (keyset).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Items to skip (at most 10,000); not with `cursor`.
+    #[param(maximum = 10000)]
     pub offset: Option<u32>,
     /// Where the previous page ended (its `next_cursor`).
     pub cursor: Option<String>,
@@ -47,7 +50,7 @@ pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
 }
 
 /// The conversations page answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConversationList {
     /// The conversations, newest activity first.
     pub conversations: Vec<ConversationView>,
@@ -62,6 +65,21 @@ pub struct ConversationList {
 }
 
 /// `GET /api/v1/conversations`: the caller's conversations, newest activity first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations",
+    tag = "conversations",
+    summary = "List the caller's conversations, newest activity first",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of conversations", body = ConversationList),
+        (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
+        (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
+        (status = 500, description = "Internal error", body = super::error::ErrorBody),
+        (status = 503, description = "A backend is unavailable (with Retry-After)", body = super::error::ErrorBody),
+        (status = 504, description = "Timed out", body = super::error::ErrorBody)
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -99,6 +117,22 @@ pub async fn list(
 }
 
 /// `GET /api/v1/conversations/{chat_id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/{chat_id}",
+    tag = "conversations",
+    summary = "Get one conversation",
+    params(("chat_id" = uuid::Uuid, Path, description = "The conversation")),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationView),
+        (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
+        (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
+        (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
+        (status = 500, description = "Internal error", body = super::error::ErrorBody),
+        (status = 503, description = "A backend is unavailable (with Retry-After)", body = super::error::ErrorBody),
+        (status = 504, description = "Timed out", body = super::error::ErrorBody)
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -121,17 +155,20 @@ pub(crate) fn parse_chat_id(raw: &str) -> Result<ChatId, ApiError> {
 
 /// `PATCH /api/v1/conversations/{chat_id}` body: each field present is changed;
 /// `"system_prompt": null` removes the prompt.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConversationPatch {
-    /// A new title.
+    /// A new title (not blank, at most 200 characters).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub title: Option<String>,
     /// A new system prompt, or `null` to remove it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
     pub system_prompt: Option<Option<String>>,
     /// New metadata (a JSON object), replacing the old.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Metadata>,
 }
 
@@ -145,6 +182,25 @@ where
 }
 
 /// `PATCH /api/v1/conversations/{chat_id}`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/conversations/{chat_id}",
+    tag = "conversations",
+    summary = "Rename a conversation or change its system prompt or metadata",
+    request_body = ConversationPatch,
+    params(("chat_id" = uuid::Uuid, Path, description = "The conversation")),
+    responses(
+        (status = 200, description = "The conversation as changed", body = ConversationView),
+        (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
+        (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
+        (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
+        (status = 413, description = "Body over the size limit", body = super::error::ErrorBody),
+        (status = 415, description = "Body not declared as JSON", body = super::error::ErrorBody),
+        (status = 500, description = "Internal error", body = super::error::ErrorBody),
+        (status = 503, description = "A backend is unavailable (with Retry-After)", body = super::error::ErrorBody),
+        (status = 504, description = "Timed out", body = super::error::ErrorBody)
+    )
+)]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -192,7 +248,7 @@ pub async fn patch(
 }
 
 /// What a delete answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Deleted {
     /// `"deleted"`.
     pub status: &'static str,
@@ -201,6 +257,22 @@ pub struct Deleted {
 }
 
 /// `DELETE /api/v1/conversations/{chat_id}`: the conversation and all its messages.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/conversations/{chat_id}",
+    tag = "conversations",
+    summary = "Delete a conversation and its messages",
+    params(("chat_id" = uuid::Uuid, Path, description = "The conversation")),
+    responses(
+        (status = 200, description = "Deleted", body = Deleted),
+        (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
+        (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
+        (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
+        (status = 500, description = "Internal error", body = super::error::ErrorBody),
+        (status = 503, description = "A backend is unavailable (with Retry-After)", body = super::error::ErrorBody),
+        (status = 504, description = "Timed out", body = super::error::ErrorBody)
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -219,20 +291,23 @@ pub async fn delete(
 }
 
 /// Paging of a conversation's messages.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MessagesQuery {
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Where the previous page ended.
     pub cursor: Option<String>,
     /// `asc` (oldest first, the default) or `desc` (newest first: load the latest page,
     /// then page back).
     #[serde(default)]
+    #[param(inline)]
     pub order: Order,
 }
 
 /// A listing order.
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Order {
     /// Oldest first.
@@ -243,6 +318,22 @@ pub enum Order {
 }
 
 /// `GET /api/v1/conversations/{chat_id}/messages`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/{chat_id}/messages",
+    tag = "conversations",
+    summary = "Page through a conversation's messages",
+    params(("chat_id" = uuid::Uuid, Path, description = "The conversation"), MessagesQuery),
+    responses(
+        (status = 200, description = "A page of messages", body = super::openapi::MessagePageDoc),
+        (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
+        (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
+        (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
+        (status = 500, description = "Internal error", body = super::error::ErrorBody),
+        (status = 503, description = "A backend is unavailable (with Retry-After)", body = super::error::ErrorBody),
+        (status = 504, description = "Timed out", body = super::error::ErrorBody)
+    )
+)]
 pub async fn messages(
     State(state): State<AppState>,
     caller: Caller,
@@ -268,14 +359,32 @@ pub async fn messages(
 }
 
 /// Export format choice.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `json` (default) or `markdown`.
+    #[param(pattern = "^(json|markdown|md)$")]
     pub format: Option<String>,
 }
 
 /// `GET /api/v1/conversations/{chat_id}/export?format=json|markdown`: the whole
 /// conversation, streamed as it is read from the store, as a download.
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/{chat_id}/export",
+    tag = "conversations",
+    summary = "Export a whole conversation as JSON or Markdown",
+    params(("chat_id" = uuid::Uuid, Path, description = "The conversation"), ExportQuery),
+    responses(
+        (status = 200, description = "The export: JSON {conversation, messages} or a Markdown transcript", content((super::openapi::ExportDoc = "application/json"), (String = "text/markdown"))),
+        (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
+        (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
+        (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
+        (status = 500, description = "Internal error", body = super::error::ErrorBody),
+        (status = 503, description = "A backend is unavailable (with Retry-After)", body = super::error::ErrorBody),
+        (status = 504, description = "Timed out", body = super::error::ErrorBody)
+    )
+)]
 pub async fn export(
     State(state): State<AppState>,
     caller: Caller,

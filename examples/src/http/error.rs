@@ -23,7 +23,7 @@ struct Answer {
 }
 
 /// The JSON of an error answer.
-#[derive(Debug, Serialize, Clone)]
+#[derive(Debug, Serialize, Clone, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, in a few words (`"Invalid request"`, `"Rate limit exceeded"`).
     pub error: String,

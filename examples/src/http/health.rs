@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::AppState;
 
 /// `GET /health` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Liveness {
     /// `"ok"`.
     pub status: &'static str,
@@ -21,6 +21,7 @@ pub struct Liveness {
 }
 
 /// `GET /health`.
+#[utoipa::path(get, path = "/health", tag = "operations", summary = "Liveness", responses((status = 200, description = "The process answers", body = Liveness)))]
 pub async fn live() -> Json<Liveness> {
     Json(Liveness {
         status: "ok",
@@ -29,7 +30,7 @@ pub async fn live() -> Json<Liveness> {
 }
 
 /// One dependency's check.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Check {
     /// `"ok"` or `"error"`.
     pub status: &'static str,
@@ -58,15 +59,17 @@ impl Check {
 }
 
 /// `GET /api/v1/health` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// `"healthy"` or `"unhealthy"`.
     pub status: &'static str,
     /// Each dependency.
+    #[schema(value_type = std::collections::BTreeMap<String, Check>)]
     pub checks: BTreeMap<&'static str, Check>,
 }
 
 /// `GET /api/v1/health`.
+#[utoipa::path(get, path = "/api/v1/health", tag = "operations", summary = "Readiness of store, limiters and model", responses((status = 200, description = "All healthy", body = Readiness), (status = 503, description = "Something failed; the checks say what", body = Readiness)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let service = &state.service;
     let mut checks = BTreeMap::new();

@@ -18,14 +18,34 @@ fn parse_message_id(raw: &str, field: &str) -> Result<MessageId, ApiError> {
 }
 
 /// `PATCH /api/v1/messages/{message_id}` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessagePatch {
-    /// The new text.
+    /// The new text (not blank).
+    #[schema(min_length = 1, pattern = "\\S")]
     pub content: String,
 }
 
 /// `PATCH /api/v1/messages/{message_id}`: edits a message's text; its place stays.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/messages/{message_id}",
+    tag = "messages",
+    summary = "Edit a message's text",
+    request_body = MessagePatch,
+    params(("message_id" = uuid::Uuid, Path, description = "The message")),
+    responses(
+        (status = 200, description = "The message as changed", body = MessageView),
+        (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
+        (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
+        (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
+        (status = 413, description = "Body over the size limit", body = super::error::ErrorBody),
+        (status = 415, description = "Body not declared as JSON", body = super::error::ErrorBody),
+        (status = 500, description = "Internal error", body = super::error::ErrorBody),
+        (status = 503, description = "A backend is unavailable (with Retry-After)", body = super::error::ErrorBody),
+        (status = 504, description = "Timed out", body = super::error::ErrorBody)
+    )
+)]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -56,6 +76,22 @@ pub async fn patch(
 }
 
 /// `DELETE /api/v1/messages/{message_id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/messages/{message_id}",
+    tag = "messages",
+    summary = "Delete one message",
+    params(("message_id" = uuid::Uuid, Path, description = "The message")),
+    responses(
+        (status = 200, description = "Deleted", body = super::conversations::Deleted),
+        (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
+        (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
+        (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
+        (status = 500, description = "Internal error", body = super::error::ErrorBody),
+        (status = 503, description = "A backend is unavailable (with Retry-After)", body = super::error::ErrorBody),
+        (status = 504, description = "Timed out", body = super::error::ErrorBody)
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -74,20 +110,22 @@ pub async fn delete(
 }
 
 /// `GET /api/v1/my-history` parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// One conversation's messages.
     pub chat_id: Option<String>,
     /// One message (with `chat_id`, it must be in that conversation).
     pub message_id: Option<String>,
     /// Page size for a conversation's messages (default 20, at most 100).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Where the previous page ended.
     pub cursor: Option<String>,
 }
 
 /// `GET /api/v1/my-history` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum History {
     /// No parameters: the caller's conversations.
@@ -111,6 +149,22 @@ pub enum History {
 
 /// `GET /api/v1/my-history?chat_id=&message_id=` (seed 000): the caller's history — all
 /// conversations, one conversation's messages, or one message.
+#[utoipa::path(
+    get,
+    path = "/api/v1/my-history",
+    tag = "messages",
+    summary = "Seed 000: the caller's history",
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "Conversations, one conversation with its messages, or one message", body = History),
+        (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
+        (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
+        (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
+        (status = 500, description = "Internal error", body = super::error::ErrorBody),
+        (status = 503, description = "A backend is unavailable (with Retry-After)", body = super::error::ErrorBody),
+        (status = 504, description = "Timed out", body = super::error::ErrorBody)
+    )
+)]
 pub async fn my_history(
     State(state): State<AppState>,
     caller: Caller,

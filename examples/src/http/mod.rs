@@ -16,6 +16,7 @@ pub mod jwt;
 pub mod limits;
 pub mod messages;
 pub mod metrics;
+pub mod openapi;
 pub mod personas;
 pub mod usage;
 pub mod views;
@@ -122,6 +123,7 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
         .route("/health", get(health::live))
         .route("/api/v1/health", get(health::ready))
         .route("/metrics", get(metrics::render))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

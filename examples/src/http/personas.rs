@@ -14,10 +14,11 @@ use super::limits::with_decision;
 use super::AppState;
 
 /// What to make a persona from.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonaRequest {
-    /// Who the persona is, in the user's words.
+    /// Who the persona is, in the user's words (not blank).
+    #[schema(min_length = 1, pattern = "\\S")]
     pub description: String,
     /// Start a conversation with it (default `true`).
     #[serde(default = "yes")]
@@ -29,20 +30,42 @@ fn yes() -> bool {
 }
 
 /// The persona made.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PersonaResponse {
     /// The persona.
+    #[schema(value_type = super::openapi::PersonaDoc)]
     pub persona: Persona,
     /// The conversation started with it, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub chat_id: Option<ChatId>,
     /// The model that made it.
     pub model: String,
     /// Tokens used.
+    #[schema(value_type = super::openapi::UsageDoc)]
     pub usage: Usage,
 }
 
 /// `POST /api/v1/personas`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/personas",
+    tag = "personas",
+    summary = "Make a persona by structured output and start a conversation with it",
+    request_body = PersonaRequest,
+    responses(
+        (status = 200, description = "The persona", body = PersonaResponse),
+        (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
+        (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
+        (status = 413, description = "Body over the size limit", body = super::error::ErrorBody),
+        (status = 415, description = "Body not declared as JSON", body = super::error::ErrorBody),
+        (status = 429, description = "Over the rate limit or token budget (with Retry-After)", body = super::error::ErrorBody),
+        (status = 500, description = "Internal error", body = super::error::ErrorBody),
+        (status = 502, description = "The model failed", body = super::error::ErrorBody),
+        (status = 503, description = "A backend is unavailable (with Retry-After)", body = super::error::ErrorBody),
+        (status = 504, description = "Timed out", body = super::error::ErrorBody)
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,

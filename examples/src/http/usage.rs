@@ -15,7 +15,7 @@ use super::AppState;
 const DAYS_SHOWN: u64 = 30;
 
 /// Where a caller stands in their token budget.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BudgetView {
     /// Tokens per window.
     pub limit: u64,
@@ -28,7 +28,7 @@ pub struct BudgetView {
 }
 
 /// The usage answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UsageView {
     /// The caller.
     pub user: String,
@@ -39,10 +39,13 @@ pub struct UsageView {
     /// Model calls ever made.
     pub calls: u64,
     /// Tokens ever used.
+    #[schema(value_type = super::openapi::UsageDoc)]
     pub usage: Usage,
     /// Tokens used today (UTC).
+    #[schema(value_type = super::openapi::UsageDoc)]
     pub today: Usage,
     /// The last 30 days with usage, oldest first.
+    #[schema(value_type = Vec<super::openapi::DailyUsageDoc>)]
     pub days: Vec<DailyUsage>,
     /// The token budget, when one is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,6 +53,20 @@ pub struct UsageView {
 }
 
 /// `GET /api/v1/usage`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/usage",
+    tag = "usage",
+    summary = "The caller's token usage and budget",
+    responses(
+        (status = 200, description = "Usage from the ledger", body = UsageView),
+        (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
+        (status = 500, description = "Internal error", body = super::error::ErrorBody),
+        (status = 501, description = "The store does not support this", body = super::error::ErrorBody),
+        (status = 503, description = "A backend is unavailable (with Retry-After)", body = super::error::ErrorBody),
+        (status = 504, description = "Timed out", body = super::error::ErrorBody)
+    )
+)]
 pub async fn usage(
     State(state): State<AppState>,
     caller: Caller,

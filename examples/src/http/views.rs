@@ -6,21 +6,25 @@ use bedrock_chat_core::{
 use serde::Serialize;
 
 /// A conversation.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConversationView {
     /// Its id.
+    #[schema(value_type = uuid::Uuid)]
     pub chat_id: ChatId,
     /// Its title.
     pub title: String,
     /// Its system prompt (persona), if any.
     pub system_prompt: Option<String>,
     /// Free-form JSON.
+    #[schema(value_type = Object)]
     pub metadata: Metadata,
     /// How many messages it holds.
     pub message_count: u64,
     /// When it was created.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When it last changed.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -39,32 +43,40 @@ impl From<Conversation> for ConversationView {
 }
 
 /// A message.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     /// Its id.
+    #[schema(value_type = uuid::Uuid)]
     pub message_id: MessageId,
     /// Its conversation.
+    #[schema(value_type = uuid::Uuid)]
     pub chat_id: ChatId,
     /// Its place in the conversation (1, 2, ...).
     pub seq: u64,
     /// `user` or `assistant`.
+    #[schema(value_type = super::openapi::RoleDoc)]
     pub role: Role,
     /// The text.
     pub content: String,
     /// For a reply: the message it answers.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub reply_to: Option<MessageId>,
     /// For a reply: the model.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// For a reply: its tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::openapi::UsageDoc>)]
     pub usage: Option<Usage>,
     /// Free-form JSON.
+    #[schema(value_type = Object)]
     pub metadata: Metadata,
     /// When it was stored.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When it was last edited.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
