@@ -203,7 +203,7 @@ pub struct HttpArgs {
     version,
     about = "A chat backend on Amazon Bedrock: REST, streaming, history, limits",
     long_about = "A chat backend on Amazon Bedrock: REST and Server-Sent Events, \
-conversation history, rate limits and token budgets, a web chat page.\n\n\
+conversation history, rate limits and token budgets, health checks and metrics.\n\n\
 Every flag can also be set by its environment variable or in a .env file."
 )]
 pub struct ServerConfig {
