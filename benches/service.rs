@@ -81,10 +81,7 @@ fn bench_service(c: &mut Criterion) {
     let mut group = c.benchmark_group("chat_service");
     group.measurement_time(Duration::from_secs(5));
 
-    let request = ModelRequest {
-        messages: vec![ModelMessage::user("How does this work?")],
-        ..Default::default()
-    };
+    let request = ModelRequest::new([ModelMessage::user("How does this work?")]);
     group.bench_function("model_call_alone", |b| {
         b.iter(|| rt.block_on(InstantModel.converse(black_box(request.clone()))))
     });

@@ -57,10 +57,7 @@ async fn raw_sdk_ttft(fake: &FakeBedrock, client: &aws_sdk_bedrockruntime::Clien
 
 async fn model_ttft(fake: &FakeBedrock, model: &BedrockChatModel) -> Duration {
     script(fake);
-    let request = ModelRequest {
-        messages: vec![ModelMessage::user(QUESTION)],
-        ..Default::default()
-    };
+    let request = ModelRequest::new([ModelMessage::user(QUESTION)]);
     let start = Instant::now();
     let mut stream = model.converse_stream(request).await.expect("stream starts");
     let mut ttft = None;

@@ -172,7 +172,11 @@ pub fn validate_key(key: &str) -> Result<(), InvalidInput> {
 
 /// A limiter's answer: allowed or not, and what the HTTP layer needs for
 /// `X-RateLimit-*`, `RateLimit` / `RateLimit-Policy` and `Retry-After`.
+///
+/// Made by [`Quota::decision`] (or [`Quota::decide`]), so that a new field breaks no
+/// limiter outside this crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Decision {
     /// Whether the request may go ahead (its cost has been spent if so).
     pub allowed: bool,

@@ -10,7 +10,18 @@ use crate::error::ModelError;
 use crate::types::{Role, Usage};
 
 /// Sampling settings (Bedrock's `inferenceConfig`); `None` leaves the model's default.
+///
+/// Built with [`new`](Self::new) and `with_*` setters, so that a new setting breaks no
+/// caller:
+///
+/// ```
+/// use bedrock_chat_core::InferenceConfig;
+/// let inference = InferenceConfig::new().with_max_tokens(512).with_temperature(0.2);
+/// assert_eq!(inference.max_tokens, Some(512));
+/// assert_eq!(inference.top_p, None);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct InferenceConfig {
     /// The most tokens the reply may have.
     pub max_tokens: Option<u32>,
@@ -24,6 +35,38 @@ pub struct InferenceConfig {
 }
 
 impl InferenceConfig {
+    /// Every setting left to the model's default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`max_tokens`](Self::max_tokens).
+    pub fn with_max_tokens(mut self, max_tokens: u32) -> Self {
+        self.max_tokens = Some(max_tokens);
+        self
+    }
+
+    /// Sets [`temperature`](Self::temperature).
+    pub fn with_temperature(mut self, temperature: f32) -> Self {
+        self.temperature = Some(temperature);
+        self
+    }
+
+    /// Sets [`top_p`](Self::top_p).
+    pub fn with_top_p(mut self, top_p: f32) -> Self {
+        self.top_p = Some(top_p);
+        self
+    }
+
+    /// Sets [`stop_sequences`](Self::stop_sequences).
+    pub fn with_stop_sequences<S: Into<String>>(
+        mut self,
+        stop_sequences: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.stop_sequences = stop_sequences.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// `self` with every field that `over` sets taken from `over`.
     pub fn overridden_by(&self, over: &InferenceConfig) -> InferenceConfig {
         InferenceConfig {
@@ -50,7 +93,16 @@ pub enum GuardrailStreamMode {
 }
 
 /// A Bedrock Guardrail to apply to a call.
+///
+/// ```
+/// use bedrock_chat_core::{GuardrailConfig, GuardrailStreamMode};
+/// let guardrail = GuardrailConfig::new("gr-123", "DRAFT")
+///     .with_trace(true)
+///     .with_stream_mode(GuardrailStreamMode::Async);
+/// assert_eq!(guardrail.version, "DRAFT");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct GuardrailConfig {
     /// The guardrail's id or ARN.
     pub identifier: String,
@@ -60,6 +112,31 @@ pub struct GuardrailConfig {
     pub trace: bool,
     /// For streamed calls: how chunks are screened.
     pub stream_mode: Option<GuardrailStreamMode>,
+}
+
+impl GuardrailConfig {
+    /// The guardrail `identifier` (id or ARN) at `version` (`"DRAFT"` or a number); no
+    /// trace, the service's default stream mode.
+    pub fn new(identifier: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            identifier: identifier.into(),
+            version: version.into(),
+            trace: false,
+            stream_mode: None,
+        }
+    }
+
+    /// Sets [`trace`](Self::trace).
+    pub fn with_trace(mut self, trace: bool) -> Self {
+        self.trace = trace;
+        self
+    }
+
+    /// Sets [`stream_mode`](Self::stream_mode).
+    pub fn with_stream_mode(mut self, mode: GuardrailStreamMode) -> Self {
+        self.stream_mode = Some(mode);
+        self
+    }
 }
 
 /// Structured output: the model must answer with JSON matching `schema` (forced through
@@ -102,7 +179,16 @@ impl ModelMessage {
 }
 
 /// Everything one model call needs.
+///
+/// ```
+/// use bedrock_chat_core::{InferenceConfig, ModelMessage, ModelRequest};
+/// let request = ModelRequest::new([ModelMessage::user("Hello")])
+///     .with_system("Answer briefly.")
+///     .with_inference(InferenceConfig::new().with_max_tokens(256));
+/// assert_eq!(request.messages.len(), 1);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct ModelRequest {
     /// The system prompt.
     pub system: Option<String>,
@@ -114,6 +200,41 @@ pub struct ModelRequest {
     pub guardrail: Option<GuardrailConfig>,
     /// Structured output to force.
     pub output_schema: Option<OutputSchema>,
+}
+
+impl ModelRequest {
+    /// A call with `messages`, no system prompt, the model's default sampling, no
+    /// guardrail and no structured output.
+    pub fn new(messages: impl Into<Vec<ModelMessage>>) -> Self {
+        Self {
+            messages: messages.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets [`system`](Self::system).
+    pub fn with_system(mut self, system: impl Into<String>) -> Self {
+        self.system = Some(system.into());
+        self
+    }
+
+    /// Sets [`inference`](Self::inference).
+    pub fn with_inference(mut self, inference: InferenceConfig) -> Self {
+        self.inference = inference;
+        self
+    }
+
+    /// Sets [`guardrail`](Self::guardrail).
+    pub fn with_guardrail(mut self, guardrail: GuardrailConfig) -> Self {
+        self.guardrail = Some(guardrail);
+        self
+    }
+
+    /// Sets [`output_schema`](Self::output_schema).
+    pub fn with_output_schema(mut self, schema: OutputSchema) -> Self {
+        self.output_schema = Some(schema);
+        self
+    }
 }
 
 /// Why the model stopped.
@@ -183,7 +304,11 @@ pub struct ModelResponse {
 /// One event of a streamed reply. A complete stream is any number of `TextDelta`s, then
 /// `Stop`, with `Usage` somewhere after the last delta; a stream that ends without `Stop`
 /// broke off.
+///
+/// New kinds of event may be added: a `match` needs a `_` arm, and a consumer ignores
+/// events it does not know.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum ModelEvent {
     /// The next piece of text.
     TextDelta(String),

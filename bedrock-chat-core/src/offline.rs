@@ -29,7 +29,7 @@ pub const OFFLINE_MODEL_ID: &str = "offline";
 /// # tokio_test_block_on(async {
 /// let model = OfflineChatModel::new();
 /// let reply = model
-///     .converse(ModelRequest { messages: vec![ModelMessage::user("Hello")], ..Default::default() })
+///     .converse(ModelRequest::new([ModelMessage::user("Hello")]))
 ///     .await?;
 /// assert!(reply.text.contains("offline model"));
 /// # Ok::<(), bedrock_chat_core::ModelError>(()) });

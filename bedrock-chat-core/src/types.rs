@@ -137,7 +137,16 @@ impl NewConversation {
 }
 
 /// Changes to a conversation; `None` leaves a field as it is.
+///
+/// ```
+/// use bedrock_chat_core::ConversationUpdate;
+/// let update = ConversationUpdate::new().with_title("Trip plans").without_system_prompt();
+/// assert_eq!(update.title.as_deref(), Some("Trip plans"));
+/// assert_eq!(update.system_prompt, Some(None));
+/// assert_eq!(update.metadata, None);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct ConversationUpdate {
     /// A new title.
     pub title: Option<String>,
@@ -145,6 +154,37 @@ pub struct ConversationUpdate {
     pub system_prompt: Option<Option<String>>,
     /// New metadata, replacing the old.
     pub metadata: Option<Metadata>,
+}
+
+impl ConversationUpdate {
+    /// An update that changes nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets a new title.
+    pub fn with_title(mut self, title: impl Into<String>) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+
+    /// Sets a new system prompt.
+    pub fn with_system_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.system_prompt = Some(Some(prompt.into()));
+        self
+    }
+
+    /// Removes the system prompt.
+    pub fn without_system_prompt(mut self) -> Self {
+        self.system_prompt = Some(None);
+        self
+    }
+
+    /// Replaces the metadata.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
 }
 
 /// A stored message.
@@ -248,12 +288,39 @@ impl NewMessage {
 }
 
 /// Changes to a message; `None` leaves a field as it is.
+///
+/// ```
+/// use bedrock_chat_core::MessageUpdate;
+/// let edit = MessageUpdate::new().with_content("fixed a typo");
+/// assert_eq!(edit.content.as_deref(), Some("fixed a typo"));
+/// assert_eq!(edit.metadata, None);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct MessageUpdate {
     /// New text.
     pub content: Option<String>,
     /// New metadata, replacing the old.
     pub metadata: Option<Metadata>,
+}
+
+impl MessageUpdate {
+    /// An update that changes nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets new text.
+    pub fn with_content(mut self, content: impl Into<String>) -> Self {
+        self.content = Some(content.into());
+        self
+    }
+
+    /// Replaces the metadata.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
 }
 
 /// A user's totals: what they hold now, and what they have spent.

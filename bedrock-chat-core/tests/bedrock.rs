@@ -29,10 +29,7 @@ async fn fake() -> FakeBedrock {
 }
 
 fn ask(text: &str) -> ModelRequest {
-    ModelRequest {
-        messages: vec![ModelMessage::user(text)],
-        ..Default::default()
-    }
+    ModelRequest::new([ModelMessage::user(text)])
 }
 
 /// Every event of a stream, and the error that ended it, if one did.
@@ -81,21 +78,19 @@ async fn converse_sends_the_request_as_given_and_returns_usage_and_stop_reason()
             .with_time_to_first_token(Duration::from_millis(15)),
     );
     let model = fake.chat_model(config(HAIKU));
-    let request = ModelRequest {
-        system: Some("Answer in one word.".into()),
-        messages: vec![
-            ModelMessage::user("Capital of Italy?"),
-            ModelMessage::assistant("Rome."),
-            ModelMessage::user("And of France?"),
-        ],
-        inference: InferenceConfig {
-            max_tokens: Some(100),
-            temperature: Some(0.25),
-            top_p: Some(0.5),
-            stop_sequences: vec!["END".into()],
-        },
-        ..Default::default()
-    };
+    let request = ModelRequest::new([
+        ModelMessage::user("Capital of Italy?"),
+        ModelMessage::assistant("Rome."),
+        ModelMessage::user("And of France?"),
+    ])
+    .with_system("Answer in one word.")
+    .with_inference(
+        InferenceConfig::new()
+            .with_max_tokens(100)
+            .with_temperature(0.25)
+            .with_top_p(0.5)
+            .with_stop_sequences(["END"]),
+    );
     let reply = model.converse(request).await.unwrap();
     assert_eq!(reply.text, "Paris.");
     assert_eq!(reply.usage, Usage::new(21, 2));
@@ -149,12 +144,11 @@ async fn guardrail_fields_arrive_as_sent_on_both_apis() {
     let fake = fake().await;
     let model = fake.chat_model(config("amazon.nova-micro-v1:0"));
     let mut request = ask("hello");
-    request.guardrail = Some(GuardrailConfig {
-        identifier: "gr-123abc".into(),
-        version: "DRAFT".into(),
-        trace: true,
-        stream_mode: Some(GuardrailStreamMode::Async),
-    });
+    request.guardrail = Some(
+        GuardrailConfig::new("gr-123abc", "DRAFT")
+            .with_trace(true)
+            .with_stream_mode(GuardrailStreamMode::Async),
+    );
     model.converse(request.clone()).await.unwrap();
     assert_eq!(
         fake.last_request().unwrap().body["guardrailConfig"],
@@ -354,13 +348,10 @@ async fn requests_bedrock_refuses_map_to_their_kinds_without_retries() {
         matches!(error, ModelError::ContextOverflow { .. }),
         "{error:?}"
     );
-    let backwards = ModelRequest {
-        messages: vec![
-            ModelMessage::assistant("I speak first"),
-            ModelMessage::user("hm"),
-        ],
-        ..Default::default()
-    };
+    let backwards = ModelRequest::new([
+        ModelMessage::assistant("I speak first"),
+        ModelMessage::user("hm"),
+    ]);
     let error = model.converse_stream(backwards).await.err().unwrap();
     assert!(
         matches!(&error, ModelError::InvalidRequest { message, .. } if message.contains("start with a user message")),

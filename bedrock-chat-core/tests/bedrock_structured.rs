@@ -32,10 +32,7 @@ async fn fake() -> FakeBedrock {
 }
 
 fn ask(text: &str) -> ModelRequest {
-    ModelRequest {
-        messages: vec![ModelMessage::user(text)],
-        ..Default::default()
-    }
+    ModelRequest::new([ModelMessage::user(text)])
 }
 
 /// A persona as a host would ask for one: nested objects, enums, arrays with a minimum,

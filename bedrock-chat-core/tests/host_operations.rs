@@ -118,22 +118,14 @@ async fn a_per_send_guardrail_overrides_the_policy() {
         });
     let service = ChatService::builder(Arc::new(model), Arc::new(InMemoryHistoryStore::new()))
         .policy(
-            bedrock_chat_core::ChatPolicy::default().with_guardrail(GuardrailConfig {
-                identifier: "gr-policy".into(),
-                version: "1".into(),
-                trace: false,
-                stream_mode: None,
-            }),
+            bedrock_chat_core::ChatPolicy::default()
+                .with_guardrail(GuardrailConfig::new("gr-policy", "1")),
         )
         .build();
     let reply = service
         .send(
-            SendRequest::new(user("ann"), "hi").with_guardrail(GuardrailConfig {
-                identifier: "gr-send".into(),
-                version: "DRAFT".into(),
-                trace: false,
-                stream_mode: None,
-            }),
+            SendRequest::new(user("ann"), "hi")
+                .with_guardrail(GuardrailConfig::new("gr-send", "DRAFT")),
         )
         .await
         .unwrap();

@@ -454,10 +454,9 @@ async fn the_offline_model_reports_its_id_and_usage() {
     let model: Arc<dyn ChatModel> = Arc::new(OfflineChatModel::new());
     assert_eq!(model.model_id(), "offline");
     let response = model
-        .converse(ModelRequest {
-            messages: vec![bedrock_chat_core::ModelMessage::user("count me")],
-            ..Default::default()
-        })
+        .converse(ModelRequest::new([bedrock_chat_core::ModelMessage::user(
+            "count me",
+        )]))
         .await
         .unwrap();
     assert_eq!(

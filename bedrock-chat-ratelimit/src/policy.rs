@@ -79,15 +79,9 @@ impl FailurePolicyLimiter {
     }
 
     fn unlimited(&self) -> Decision {
+        // Nothing spent, a whole window to go (the epoch starts a window).
         let quota = self.inner.quota();
-        Decision {
-            allowed: true,
-            limit: quota.limit(),
-            remaining: quota.limit(),
-            window: quota.window(),
-            reset_after: quota.window(),
-            retry_after: None,
-        }
+        quota.decision(true, 0, quota.window_at(0))
     }
 }
 

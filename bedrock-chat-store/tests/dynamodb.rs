@@ -299,10 +299,7 @@ async fn throttling_cancellations_are_retried_for_every_write() {
         .expect("append")
         .messages;
     proxy.fail_next(1, fault("ThrottlingError", 0));
-    let edit = MessageUpdate {
-        content: Some("edited".into()),
-        ..Default::default()
-    };
+    let edit = MessageUpdate::new().with_content("edited");
     let edited = store
         .update_message(&user, stored[0].id, edit)
         .await
@@ -343,10 +340,7 @@ async fn single_item_writes_retry_a_conflict_with_a_committing_transaction() {
         position: 0,
     };
     proxy.fail_next(2, conflict("UpdateItem"));
-    let update = bedrock_chat_core::ConversationUpdate {
-        title: Some("after".into()),
-        ..Default::default()
-    };
+    let update = bedrock_chat_core::ConversationUpdate::new().with_title("after");
     let updated = store
         .update_conversation(&user, chat.id, update)
         .await
@@ -400,10 +394,7 @@ async fn a_failed_condition_is_the_domain_error_and_is_not_retried() {
         .expect("append")
         .messages;
     proxy.fail_next(1, fault("ConditionalCheckFailed", 0));
-    let edit = MessageUpdate {
-        content: Some("never".into()),
-        ..Default::default()
-    };
+    let edit = MessageUpdate::new().with_content("never");
     let result = store.update_message(&user, stored[0].id, edit).await;
     assert!(
         matches!(result, Err(StoreError::NotFound { .. })),

@@ -197,10 +197,7 @@ async fn nul_is_refused_on_every_write_and_nothing_changes() {
         .expect("create");
     let mut metadata = bedrock_chat_core::Metadata::new();
     metadata.insert("deep".into(), serde_json::json!([{"x": "nul\u{0}"}]));
-    let update = ConversationUpdate {
-        metadata: Some(metadata.clone()),
-        ..Default::default()
-    };
+    let update = ConversationUpdate::new().with_metadata(metadata.clone());
     match store.update_conversation(&user, chat.id, update).await {
         Err(StoreError::InvalidInput(e)) => assert_eq!(e.field, "metadata"),
         other => panic!("expected InvalidInput, got {other:?}"),
@@ -214,10 +211,7 @@ async fn nul_is_refused_on_every_write_and_nothing_changes() {
         .expect("append")
         .messages
         .remove(0);
-    let edit = MessageUpdate {
-        content: Some("x\0".into()),
-        metadata: None,
-    };
+    let edit = MessageUpdate::new().with_content("x\0");
     match store.update_message(&user, message.id, edit).await {
         Err(StoreError::InvalidInput(e)) => assert_eq!(e.field, "content"),
         other => panic!("expected InvalidInput, got {other:?}"),

@@ -110,12 +110,11 @@ impl BackendArgs {
 
     /// The sampling settings the flags give.
     pub fn inference(&self) -> InferenceConfig {
-        InferenceConfig {
-            max_tokens: self.max_tokens,
-            temperature: self.temperature,
-            top_p: self.top_p,
-            ..InferenceConfig::default()
-        }
+        let mut inference = InferenceConfig::new();
+        inference.max_tokens = self.max_tokens;
+        inference.temperature = self.temperature;
+        inference.top_p = self.top_p;
+        inference
     }
 }
 
@@ -274,12 +273,7 @@ impl FromStr for GuardrailSpec {
             .rsplit_once(':')
             .filter(|(id, version)| !id.is_empty() && !version.is_empty())
             .ok_or_else(|| format!("`{s}` is not ID:VERSION"))?;
-        Ok(Self(GuardrailConfig {
-            identifier: id.to_owned(),
-            version: version.to_owned(),
-            trace: false,
-            stream_mode: None,
-        }))
+        Ok(Self(GuardrailConfig::new(id, version)))
     }
 }
 

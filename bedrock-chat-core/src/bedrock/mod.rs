@@ -25,17 +25,15 @@
 //!     BedrockConfig::new("anthropic.claude-3-haiku-20240307-v1:0").with_region("us-east-1"),
 //! )
 //! .await;
-//! let request = ModelRequest {
-//!     system: Some("Answer in one sentence.".into()),
-//!     messages: vec![ModelMessage::user("What is Amazon Bedrock?")],
-//!     ..Default::default()
-//! };
+//! let request = ModelRequest::new([ModelMessage::user("What is Amazon Bedrock?")])
+//!     .with_system("Answer in one sentence.");
 //! let mut stream = model.converse_stream(request).await?;
 //! while let Some(event) = stream.next().await {
 //!     match event? {
 //!         ModelEvent::TextDelta(text) => print!("{text}"),
 //!         ModelEvent::Stop(reason) => println!("\n[{}]", reason.as_str()),
 //!         ModelEvent::Usage(usage) => println!("{} tokens", usage.total_tokens),
+//!         _ => {} // kinds of event added later
 //!     }
 //! }
 //! # Ok(()) }

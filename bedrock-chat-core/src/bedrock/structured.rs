@@ -35,10 +35,7 @@ impl BedrockChatModel {
     ///
     /// # async fn run() -> Result<(), bedrock_chat_core::ModelError> {
     /// let model = BedrockChatModel::load(BedrockConfig::new("amazon.nova-micro-v1:0")).await;
-    /// let request = ModelRequest {
-    ///     messages: vec![ModelMessage::user("A cheerful pirate who loves maps")],
-    ///     ..Default::default()
-    /// };
+    /// let request = ModelRequest::new([ModelMessage::user("A cheerful pirate who loves maps")]);
     /// let schema = OutputSchema {
     ///     name: "persona".into(),
     ///     description: "The persona described by the user".into(),

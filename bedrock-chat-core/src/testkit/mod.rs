@@ -35,7 +35,7 @@
 //!         .with_backoff(Duration::from_millis(10), Duration::from_millis(100)),
 //! );
 //! let reply = model
-//!     .converse(ModelRequest { messages: vec![ModelMessage::user("Hi")], ..Default::default() })
+//!     .converse(ModelRequest::new([ModelMessage::user("Hi")]))
 //!     .await?;
 //! assert_eq!(reply.text, "Hello from the fake");
 //! assert_eq!(fake.request_count(), 2, "throttled once, then answered");

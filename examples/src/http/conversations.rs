@@ -234,11 +234,11 @@ pub async fn patch(
             ));
         }
     }
-    let update = ConversationUpdate {
-        title: body.title,
-        system_prompt: body.system_prompt,
-        metadata: body.metadata,
-    };
+    // The fields are public: a PATCH body's "absent / null / value" maps onto them as is.
+    let mut update = ConversationUpdate::new();
+    update.title = body.title;
+    update.system_prompt = body.system_prompt;
+    update.metadata = body.metadata;
     let conversation = state
         .service
         .store()

@@ -63,10 +63,7 @@ pub async fn patch(
             format!("content must be at most {max} characters"),
         ));
     }
-    let update = MessageUpdate {
-        content: Some(body.content),
-        ..MessageUpdate::default()
-    };
+    let update = MessageUpdate::new().with_content(body.content);
     let message = state
         .service
         .store()
