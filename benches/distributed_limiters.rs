@@ -50,10 +50,7 @@ where
 async fn redis(url: &str) {
     let run = format!("bench-{}", std::process::id());
     let quota = Quota::per_minute(u64::MAX / 4).expect("quota");
-    let config = RedisLimiterConfig {
-        prefix: run.clone(),
-        ..RedisLimiterConfig::default()
-    };
+    let config = RedisLimiterConfig::new().with_prefix(run.clone());
     let limiter = Arc::new(
         RedisRateLimiter::connect(url, quota, config)
             .await

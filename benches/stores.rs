@@ -282,7 +282,7 @@ fn main() {
             Err(_) => None,
         };
         if let Ok(url) = std::env::var("BEDROCK_CHAT_BENCH_REDIS_URL") {
-            let config = RedisConfig::new(url).prefix(format!("bench-{}", std::process::id()));
+            let config = RedisConfig::new(url).with_prefix(format!("bench-{}", std::process::id()));
             let store = RedisHistoryStore::connect(config)
                 .await
                 .expect("connect redis");

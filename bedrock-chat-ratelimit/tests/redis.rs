@@ -17,11 +17,10 @@ use bedrock_chat_ratelimit::{
 };
 
 fn config(prefix: String) -> RedisLimiterConfig {
-    RedisLimiterConfig {
-        prefix,
-        response_timeout: Duration::from_millis(500),
-        connection_timeout: Duration::from_millis(500),
-    }
+    RedisLimiterConfig::new()
+        .with_prefix(prefix)
+        .with_response_timeout(Duration::from_millis(500))
+        .with_connection_timeout(Duration::from_millis(500))
 }
 
 async fn redis(quota: Quota, clock: ManualClock) -> LimiterPair {

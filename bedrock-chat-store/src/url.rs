@@ -356,7 +356,7 @@ impl StoreUrl {
             Self::Redis { url, prefix } => {
                 let mut config = crate::RedisConfig::new(url.as_str());
                 if let Some(prefix) = prefix {
-                    config = config.prefix(prefix.as_str());
+                    config = config.with_prefix(prefix.as_str());
                 }
                 Ok(Arc::new(crate::RedisHistoryStore::connect(config).await?))
             }

@@ -19,7 +19,7 @@ fn url() -> String {
 
 /// Small pools: every case makes its own store, and the cases run in parallel.
 fn config() -> PostgresConfig {
-    PostgresConfig::new(url()).max_connections(3)
+    PostgresConfig::new(url()).with_max_connections(3)
 }
 
 async fn postgres() -> StoreUnderTest {
@@ -95,10 +95,13 @@ async fn migrations_are_applied_on_connect_and_reconnecting_keeps_the_data() {
 async fn losing_the_connection_is_unavailable_and_the_store_recovers() {
     let name = format!("bctest-{}", uuid::Uuid::new_v4().simple());
     // One connection, so the terminated one is the one the next call gets.
-    let store =
-        PostgresHistoryStore::connect(config().max_connections(1).application_name(name.clone()))
-            .await
-            .expect("connect");
+    let store = PostgresHistoryStore::connect(
+        config()
+            .with_max_connections(1)
+            .with_application_name(name.clone()),
+    )
+    .await
+    .expect("connect");
     let user = random_user();
     let chat = store
         .create_conversation(&user, NewConversation::new("outage"))
@@ -147,7 +150,7 @@ async fn an_unreachable_server_is_unavailable() {
     // Port 9 (discard) on loopback: nothing listens, the connection is refused.
     let result = PostgresHistoryStore::connect(
         PostgresConfig::new("postgres://postgres@127.0.0.1:9/nowhere")
-            .acquire_timeout(std::time::Duration::from_secs(2)),
+            .with_acquire_timeout(std::time::Duration::from_secs(2)),
     )
     .await;
     assert!(

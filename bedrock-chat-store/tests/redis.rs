@@ -20,7 +20,7 @@ fn url() -> String {
 const CAPABILITIES: StoreCapabilities = StoreCapabilities { nul_in_text: true };
 
 async fn redis() -> StoreUnderTest {
-    let config = RedisConfig::new(url()).prefix(unique_prefix());
+    let config = RedisConfig::new(url()).with_prefix(unique_prefix());
     let store = RedisHistoryStore::connect(config)
         .await
         .expect("connect to Redis");
@@ -29,8 +29,8 @@ async fn redis() -> StoreUnderTest {
 
 async fn redis_with_ttl() -> StoreUnderTest {
     let config = RedisConfig::new(url())
-        .prefix(unique_prefix())
-        .ttl(Duration::from_secs(600));
+        .with_prefix(unique_prefix())
+        .with_ttl(Duration::from_secs(600));
     let store = RedisHistoryStore::connect(config)
         .await
         .expect("connect to Redis");
@@ -91,8 +91,8 @@ async fn write_a_little(store: &RedisHistoryStore) {
 async fn with_a_ttl_every_key_expires() {
     let prefix = unique_prefix();
     let config = RedisConfig::new(url())
-        .prefix(prefix.clone())
-        .ttl(Duration::from_secs(60));
+        .with_prefix(prefix.clone())
+        .with_ttl(Duration::from_secs(60));
     let store = RedisHistoryStore::connect(config).await.expect("connect");
     write_a_little(&store).await;
     let keys = keys_and_ttls(&prefix).await;
@@ -106,7 +106,7 @@ async fn with_a_ttl_every_key_expires() {
 #[tokio::test]
 async fn without_a_ttl_nothing_expires() {
     let prefix = unique_prefix();
-    let store = RedisHistoryStore::connect(RedisConfig::new(url()).prefix(prefix.clone()))
+    let store = RedisHistoryStore::connect(RedisConfig::new(url()).with_prefix(prefix.clone()))
         .await
         .expect("connect");
     write_a_little(&store).await;
@@ -119,10 +119,11 @@ async fn without_a_ttl_nothing_expires() {
 
 #[tokio::test]
 async fn bad_settings_are_refused() {
-    let empty_prefix = RedisHistoryStore::connect(RedisConfig::new(url()).prefix("")).await;
+    let empty_prefix = RedisHistoryStore::connect(RedisConfig::new(url()).with_prefix("")).await;
     assert!(matches!(empty_prefix, Err(StoreError::InvalidInput(_))));
     let tiny_ttl =
-        RedisHistoryStore::connect(RedisConfig::new(url()).ttl(Duration::from_micros(10))).await;
+        RedisHistoryStore::connect(RedisConfig::new(url()).with_ttl(Duration::from_micros(10)))
+            .await;
     assert!(matches!(tiny_ttl, Err(StoreError::InvalidInput(_))));
     let bad_url = RedisHistoryStore::connect(RedisConfig::new("http://nowhere")).await;
     assert!(matches!(bad_url, Err(StoreError::InvalidInput(_))));
@@ -177,9 +178,9 @@ fn free_port() -> u16 {
 async fn a_server_that_goes_away_is_unavailable_and_the_store_recovers() {
     let mut server = PrivateRedis::start(free_port());
     let config = RedisConfig::new(format!("redis://127.0.0.1:{}/", server.port))
-        .prefix(unique_prefix())
-        .connection_timeout(Duration::from_secs(1))
-        .reconnect_retries(2);
+        .with_prefix(unique_prefix())
+        .with_connection_timeout(Duration::from_secs(1))
+        .with_reconnect_retries(2);
     let store = RedisHistoryStore::connect(config).await.expect("connect");
     let user = random_user();
     store
@@ -238,7 +239,7 @@ async fn from_url_connects_with_the_prefix_the_url_gives() {
         !keys_and_ttls(&prefix).await.is_empty(),
         "the keys start with the URL's prefix"
     );
-    let direct = RedisHistoryStore::connect(RedisConfig::new(url()).prefix(prefix))
+    let direct = RedisHistoryStore::connect(RedisConfig::new(url()).with_prefix(prefix))
         .await
         .expect("connect");
     let got = direct

@@ -11,9 +11,10 @@ use bedrock_chat_store::{RedisConfig, RedisHistoryStore};
 async fn messages_indexed_globally_by_an_earlier_release_stay_readable_by_their_owner_only() {
     let url = service_url("BEDROCK_CHAT_TEST_REDIS_URL");
     let prefix = unique_prefix();
-    let store = RedisHistoryStore::connect(RedisConfig::new(url.clone()).prefix(prefix.clone()))
-        .await
-        .expect("connect to Redis");
+    let store =
+        RedisHistoryStore::connect(RedisConfig::new(url.clone()).with_prefix(prefix.clone()))
+            .await
+            .expect("connect to Redis");
     let (alice, bob) = (random_user(), random_user());
     let chat = store
         .create_conversation(&alice, NewConversation::new("old"))

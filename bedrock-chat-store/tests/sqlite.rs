@@ -117,9 +117,10 @@ async fn migrations_are_applied_on_connect_and_only_once() {
 #[tokio::test]
 async fn without_migrations_a_fresh_file_has_no_schema() {
     let path = fresh_file();
-    let store = SqliteHistoryStore::connect(SqliteConfig::new(url(&path)).run_migrations(false))
-        .await
-        .expect("open");
+    let store =
+        SqliteHistoryStore::connect(SqliteConfig::new(url(&path)).with_run_migrations(false))
+            .await
+            .expect("open");
     let result = store
         .create_conversation(&random_user(), NewConversation::new("nowhere"))
         .await;

@@ -41,7 +41,17 @@ use crate::layered::{decide_layers, no_layers, LayerScope, Layers, Mode};
 const BACKEND: &str = "redis";
 
 /// How to connect and name keys.
+///
+/// ```
+/// use std::time::Duration;
+/// use bedrock_chat_ratelimit::RedisLimiterConfig;
+/// let config = RedisLimiterConfig::new()
+///     .with_prefix("chat:rl")
+///     .with_response_timeout(Duration::from_millis(500));
+/// assert_eq!(config.prefix, "chat:rl");
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RedisLimiterConfig {
     /// Starts every key; limiters with different quotas need different prefixes unless
     /// their windows differ.
@@ -59,6 +69,31 @@ impl Default for RedisLimiterConfig {
             response_timeout: Duration::from_secs(2),
             connection_timeout: Duration::from_secs(2),
         }
+    }
+}
+
+impl RedisLimiterConfig {
+    /// Prefix `bedrock-chat:rl`, 2 s for a command and 2 s to connect.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`prefix`](Self::prefix).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets [`response_timeout`](Self::response_timeout).
+    pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Sets [`connection_timeout`](Self::connection_timeout).
+    pub fn with_connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
     }
 }
 

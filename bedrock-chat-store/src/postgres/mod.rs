@@ -36,8 +36,8 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = PostgresConfig::new("postgres://chat@localhost/chat")
-//!     .max_connections(20)
-//!     .acquire_timeout(Duration::from_secs(3));
+//!     .with_max_connections(20)
+//!     .with_acquire_timeout(Duration::from_secs(3));
 //! let store = PostgresHistoryStore::connect(config).await?;
 //! let alice = UserId::new("alice")?;
 //! let chat = store.create_conversation(&alice, NewConversation::new("Trip plans")).await?;
@@ -73,6 +73,7 @@ fn migrator() -> sqlx::migrate::Migrator {
 
 /// How to connect a [`PostgresHistoryStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PostgresConfig {
     /// The database, as a `postgres://user:password@host:port/database` URL.
     pub url: String,
@@ -110,37 +111,37 @@ impl PostgresConfig {
     }
 
     /// Sets [`max_connections`](Self::max_connections).
-    pub fn max_connections(mut self, n: u32) -> Self {
+    pub fn with_max_connections(mut self, n: u32) -> Self {
         self.max_connections = n;
         self
     }
 
     /// Sets [`min_connections`](Self::min_connections).
-    pub fn min_connections(mut self, n: u32) -> Self {
+    pub fn with_min_connections(mut self, n: u32) -> Self {
         self.min_connections = n;
         self
     }
 
     /// Sets [`acquire_timeout`](Self::acquire_timeout).
-    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
         self
     }
 
     /// Sets [`run_migrations`](Self::run_migrations).
-    pub fn run_migrations(mut self, run: bool) -> Self {
+    pub fn with_run_migrations(mut self, run: bool) -> Self {
         self.run_migrations = run;
         self
     }
 
     /// Sets [`test_before_acquire`](Self::test_before_acquire).
-    pub fn test_before_acquire(mut self, test: bool) -> Self {
+    pub fn with_test_before_acquire(mut self, test: bool) -> Self {
         self.test_before_acquire = test;
         self
     }
 
     /// Sets [`application_name`](Self::application_name).
-    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+    pub fn with_application_name(mut self, name: impl Into<String>) -> Self {
         self.application_name = name.into();
         self
     }

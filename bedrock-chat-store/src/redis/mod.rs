@@ -37,8 +37,8 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = RedisConfig::new("redis://127.0.0.1:6379/")
-//!     .prefix("chat-memory")
-//!     .ttl(Duration::from_secs(3600));
+//!     .with_prefix("chat-memory")
+//!     .with_ttl(Duration::from_secs(3600));
 //! let store = RedisHistoryStore::connect(config).await?;
 //! let alice = UserId::new("alice")?;
 //! let chat = store.create_conversation(&alice, NewConversation::new("Trip plans")).await?;
@@ -64,6 +64,7 @@ const BACKEND: &str = "redis";
 
 /// How to connect a [`RedisHistoryStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RedisConfig {
     /// The server, as a `redis://[user:password@]host:port/db` URL.
     pub url: String,
@@ -95,31 +96,31 @@ impl RedisConfig {
     }
 
     /// Sets [`prefix`](Self::prefix).
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
 
     /// Sets [`ttl`](Self::ttl).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
     }
 
     /// Sets [`connection_timeout`](Self::connection_timeout).
-    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_connection_timeout(mut self, timeout: Duration) -> Self {
         self.connection_timeout = timeout;
         self
     }
 
     /// Sets [`response_timeout`](Self::response_timeout).
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
     }
 
     /// Sets [`reconnect_retries`](Self::reconnect_retries).
-    pub fn reconnect_retries(mut self, retries: usize) -> Self {
+    pub fn with_reconnect_retries(mut self, retries: usize) -> Self {
         self.reconnect_retries = retries;
         self
     }

@@ -70,6 +70,7 @@ fn migrator() -> sqlx::migrate::Migrator {
 
 /// How to open a [`SqliteHistoryStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SqliteConfig {
     /// The database: `sqlite://path/to/file.db` (created if missing), `sqlite::memory:`, or
     /// any URL [`SqliteConnectOptions`] accepts.
@@ -102,19 +103,19 @@ impl SqliteConfig {
     }
 
     /// Sets [`max_connections`](Self::max_connections).
-    pub fn max_connections(mut self, n: u32) -> Self {
+    pub fn with_max_connections(mut self, n: u32) -> Self {
         self.max_connections = n;
         self
     }
 
     /// Sets [`busy_timeout`](Self::busy_timeout).
-    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self
     }
 
     /// Sets [`run_migrations`](Self::run_migrations).
-    pub fn run_migrations(mut self, run: bool) -> Self {
+    pub fn with_run_migrations(mut self, run: bool) -> Self {
         self.run_migrations = run;
         self
     }
