@@ -15,6 +15,8 @@ mod memory;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql_error;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod url;

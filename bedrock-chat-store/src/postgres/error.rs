@@ -1,32 +1,28 @@
-//! How PostgreSQL failures map to [`StoreError`]: one place decides what is retryable.
+//! How PostgreSQL failures map to [`StoreError`]: the shared sqlx mapping
+//! ([`SqlDialect`]) with PostgreSQL's own SQLSTATEs.
 
 use bedrock_chat_core::StoreError;
-use sqlx::error::ErrorKind;
 use sqlx::migrate::MigrateError;
 
 use super::BACKEND;
+use crate::sql_error::SqlDialect;
+
+const DIALECT: SqlDialect = SqlDialect {
+    backend: BACKEND,
+    is_transient,
+};
 
 /// Maps a driver error: the server out of reach, shutting down, out of connections or
 /// asking for a retry is [`StoreError::Unavailable`]; a unique violation (a taken id, or
 /// the append function's refusal) is [`StoreError::Conflict`]; anything else is
 /// [`StoreError::Backend`].
 pub(super) fn classify(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => unavailable(error),
-        sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => {
-            StoreError::Conflict {
-                message: db.message().to_owned(),
-            }
-        }
-        sqlx::Error::Database(db) if db.code().is_some_and(|code| is_transient(&code)) => {
-            unavailable(error)
-        }
-        _ => backend(error),
-    }
+    DIALECT.classify(error)
+}
+
+/// Maps a migration failure; see [`SqlDialect::classify_migration`].
+pub(super) fn classify_migration(error: MigrateError) -> StoreError {
+    DIALECT.classify_migration(error)
 }
 
 /// SQLSTATEs after which the same call can succeed: connection exceptions (08), too many
@@ -39,33 +35,6 @@ fn is_transient(code: &str) -> bool {
         || code.starts_with("57P")
         || code == "40001"
         || code == "40P01"
-}
-
-/// Maps a migration failure: the server out of reach stays [`StoreError::Unavailable`];
-/// anything else (a migration that fails, a database changed by hand) is
-/// [`StoreError::Backend`].
-pub(super) fn classify_migration(error: MigrateError) -> StoreError {
-    match error {
-        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => classify(e),
-        other => StoreError::Backend {
-            backend: BACKEND,
-            source: Box::new(other),
-        },
-    }
-}
-
-fn unavailable(error: sqlx::Error) -> StoreError {
-    StoreError::Unavailable {
-        backend: BACKEND,
-        source: Box::new(error),
-    }
-}
-
-fn backend(error: sqlx::Error) -> StoreError {
-    StoreError::Backend {
-        backend: BACKEND,
-        source: Box::new(error),
-    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,16 @@
-//! How SQLite failures map to [`StoreError`]: one place decides what is retryable.
+//! How SQLite failures map to [`StoreError`]: the shared sqlx mapping
+//! ([`SqlDialect`]) with SQLite's own result codes.
 
 use bedrock_chat_core::StoreError;
-use sqlx::error::ErrorKind;
 use sqlx::migrate::MigrateError;
 
 use super::BACKEND;
+use crate::sql_error::SqlDialect;
+
+const DIALECT: SqlDialect = SqlDialect {
+    backend: BACKEND,
+    is_transient,
+};
 
 // Primary result codes (the low byte of an extended code) that mean "not now" rather than
 // "never": https://www.sqlite.org/rescode.html
@@ -18,55 +24,50 @@ const SQLITE_CANTOPEN: i64 = 14;
 /// timeout, is [`StoreError::Unavailable`]; a taken id is [`StoreError::Conflict`];
 /// anything else is [`StoreError::Backend`].
 pub(super) fn classify(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => unavailable(error),
-        sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => {
-            StoreError::Conflict {
-                message: db.message().to_owned(),
-            }
-        }
-        sqlx::Error::Database(db) => {
-            let primary = db
-                .code()
-                .and_then(|code| code.parse::<i64>().ok())
-                .map(|code| code & 0xff);
-            match primary {
-                Some(
-                    SQLITE_BUSY | SQLITE_LOCKED | SQLITE_IOERR | SQLITE_FULL | SQLITE_CANTOPEN,
-                ) => unavailable(error),
-                _ => backend(error),
-            }
-        }
-        _ => backend(error),
-    }
+    DIALECT.classify(error)
 }
 
-/// Maps a migration failure: the database out of reach stays
-/// [`StoreError::Unavailable`]; anything else (a migration that fails, a database changed
-/// by hand) is [`StoreError::Backend`].
+/// Maps a migration failure; see [`SqlDialect::classify_migration`].
 pub(super) fn classify_migration(error: MigrateError) -> StoreError {
-    match error {
-        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => classify(e),
-        other => StoreError::Backend {
-            backend: BACKEND,
-            source: Box::new(other),
-        },
-    }
+    DIALECT.classify_migration(error)
 }
 
-fn unavailable(error: sqlx::Error) -> StoreError {
-    StoreError::Unavailable {
-        backend: BACKEND,
-        source: Box::new(error),
-    }
+/// A result code (primary or extended) whose primary code means busy, locked, an I/O
+/// error, a full disk or a file that cannot be opened.
+fn is_transient(code: &str) -> bool {
+    code.parse::<i64>().is_ok_and(|code| {
+        matches!(
+            code & 0xff,
+            SQLITE_BUSY | SQLITE_LOCKED | SQLITE_IOERR | SQLITE_FULL | SQLITE_CANTOPEN
+        )
+    })
 }
 
-fn backend(error: sqlx::Error) -> StoreError {
-    StoreError::Backend {
-        backend: BACKEND,
-        source: Box::new(error),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_codes_are_told_apart() {
+        // SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT, SQLITE_LOCKED_SHAREDCACHE, SQLITE_IOERR_READ,
+        // SQLITE_FULL, SQLITE_CANTOPEN.
+        for code in ["5", "517", "262", "266", "13", "14"] {
+            assert!(is_transient(code), "{code}");
+        }
+        // SQLITE_ERROR, SQLITE_CONSTRAINT_UNIQUE, SQLITE_READONLY, not a number.
+        for code in ["1", "2067", "8", "HY000"] {
+            assert!(!is_transient(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn pool_timeouts_are_unavailable() {
+        assert!(matches!(
+            classify(sqlx::Error::PoolTimedOut),
+            StoreError::Unavailable {
+                backend: "sqlite",
+                ..
+            }
+        ));
     }
 }
