@@ -40,9 +40,7 @@ pub struct ChatRequest {
 
 impl ChatRequest {
     fn into_send(self, caller: &Caller) -> SendRequest {
-        let mut send = SendRequest::new(caller.user.clone(), self.message)
-            .with_rate_key(caller.rate_key.clone())
-            .with_budget_key(caller.budget_key.clone());
+        let mut send = caller.send_request(self.message);
         if let Some(chat_id) = self.chat_id {
             send = send.in_chat(chat_id);
         }
@@ -51,9 +49,6 @@ impl ChatRequest {
         }
         if let Some(prompt) = self.system_prompt {
             send = send.with_system_prompt(prompt);
-        }
-        if let Some(id) = &caller.request_id {
-            send = send.with_request_id(id.clone());
         }
         send
     }
@@ -340,14 +335,9 @@ pub async fn stateless(
     caller: Caller,
     ApiJson(body): ApiJson<StatelessChatRequest>,
 ) -> Result<Response, ApiError> {
-    let mut send = SendRequest::new(caller.user.clone(), body.message)
-        .with_rate_key(caller.rate_key.clone())
-        .with_budget_key(caller.budget_key.clone());
+    let mut send = caller.send_request(body.message);
     if let Some(prompt) = body.system_prompt {
         send = send.with_system_prompt(prompt);
-    }
-    if let Some(id) = &caller.request_id {
-        send = send.with_request_id(id.clone());
     }
     let reply = state.service.send_stateless(send).await;
     state

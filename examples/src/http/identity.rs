@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bedrock_chat_core::{Decision, UserId};
+use bedrock_chat_core::{Decision, SendRequest, UserId};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
@@ -32,6 +32,20 @@ pub struct Caller {
     pub budget_key: String,
     /// The request's id (`x-request-id`).
     pub request_id: Option<String>,
+}
+
+impl Caller {
+    /// A send of `message` by this caller: their user, rate-limit key, budget key and
+    /// request id, so every handler builds it the same way.
+    pub fn send_request(&self, message: String) -> SendRequest {
+        let send = SendRequest::new(self.user.clone(), message)
+            .with_rate_key(self.rate_key.clone())
+            .with_budget_key(self.budget_key.clone());
+        match &self.request_id {
+            Some(id) => send.with_request_id(id.clone()),
+            None => send,
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bedrock_chat_core::{ChatId, Persona, SendRequest, Usage};
+use bedrock_chat_core::{ChatId, Persona, Usage};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -71,13 +71,10 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<PersonaRequest>,
 ) -> Result<Response, ApiError> {
-    let mut request = SendRequest::new(caller.user.clone(), body.description)
-        .with_rate_key(caller.rate_key.clone())
-        .with_budget_key(caller.budget_key.clone());
-    if let Some(id) = &caller.request_id {
-        request = request.with_request_id(id.clone());
-    }
-    let made = state.service.create_persona(request).await;
+    let made = state
+        .service
+        .create_persona(caller.send_request(body.description))
+        .await;
     state.metrics.observe("persona", &made, |m| Some(m.usage));
     let made = made.map_err(|e| rename_field(e.into(), "description"))?;
     let chat_id = if body.start_conversation {
