@@ -6,14 +6,9 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use bedrock_chat_examples::config::{self, AuthMode, ServerConfig};
-use bedrock_chat_examples::http::jwt::JwtVerifier;
-use bedrock_chat_examples::http::{
-    self, ApiKeys, AppState, Authenticator, Metrics, RouterSettings,
-};
-use bedrock_chat_examples::{backends, telemetry};
+use bedrock_chat_examples::config::{self, ServerConfig};
+use bedrock_chat_examples::{app, http, telemetry};
 use clap::Parser;
 
 /// Exit code for a configuration or startup error.
@@ -37,21 +32,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: ServerConfig) -> Result<(), String> {
-    let service = backends::service(&config.backends)
+    let state = app::state(&config.backends, &config.http)
         .await
         .map_err(|e| e.to_string())?;
-    let auth = authenticator(&config).await?;
-    let state = AppState {
-        service: service.clone(),
-        auth: Arc::new(auth),
-        metrics: Metrics::new(),
-    };
-    let settings = RouterSettings {
-        cors_origins: config.http.cors_origins.clone(),
-        max_body_bytes: config.http.max_body_bytes,
-        request_timeout: config.http.request_timeout,
-    };
-    let app = http::router(state, &settings);
+    let service = state.service.clone();
+    let app = http::router(state, &app::router_settings(&config.http));
 
     let listener = tokio::net::TcpListener::bind(config.http.bind)
         .await
@@ -98,36 +83,6 @@ async fn run(config: ServerConfig) -> Result<(), String> {
     }
     tracing::info!("stopped");
     served
-}
-
-async fn authenticator(config: &ServerConfig) -> Result<Authenticator, String> {
-    let http = &config.http;
-    match http.auth {
-        AuthMode::None => Ok(Authenticator::Anonymous {
-            secure_cookies: http.secure_cookies,
-            trust_forwarded_for: http.trust_forwarded_for,
-        }),
-        AuthMode::ApiKey => {
-            let path = http
-                .api_keys
-                .as_ref()
-                .ok_or("--auth api-key needs --api-keys FILE")?;
-            let keys = ApiKeys::load(path).map_err(|e| e.to_string())?;
-            Ok(Authenticator::ApiKeys(keys))
-        }
-        AuthMode::Jwt => {
-            let (Some(url), Some(issuer)) = (&http.jwks_url, &http.jwt_issuer) else {
-                return Err("--auth jwt needs --jwks-url and --jwt-issuer".into());
-            };
-            let verifier = JwtVerifier::new(url.clone(), issuer.clone(), http.jwt_audience.clone());
-            let keys = verifier
-                .refresh()
-                .await
-                .map_err(|e| format!("--jwks-url {url}: {e}"))?;
-            tracing::info!(keys, "loaded the JWT signing keys");
-            Ok(Authenticator::Jwt(Arc::new(verifier)))
-        }
-    }
 }
 
 async fn shutdown_signal() {

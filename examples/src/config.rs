@@ -215,6 +215,31 @@ pub struct ServerConfig {
     pub http: HttpArgs,
 }
 
+/// The Lambda function's configuration: the server's settings, from the environment
+/// (`BEDROCK_CHAT_*`; the listener's own, `--bind` and `--shutdown-timeout`, do not
+/// apply), and how answers go back to Lambda.
+#[derive(Parser, Clone, Debug)]
+#[command(
+    name = "bedrock-chat-lambda",
+    version,
+    about = "The bedrock-chat HTTP API as an AWS Lambda function, configured like the server"
+)]
+pub struct LambdaConfig {
+    /// Store, limiter and model.
+    #[command(flatten)]
+    pub backends: BackendArgs,
+
+    /// HTTP settings.
+    #[command(flatten)]
+    pub http: HttpArgs,
+
+    /// Stream answers with Lambda response streaming (a Function URL with invoke mode
+    /// `RESPONSE_STREAM`), so Server-Sent Events arrive as they are generated. Off, each
+    /// answer is buffered whole, as API Gateway HTTP APIs require.
+    #[arg(long, env = "BEDROCK_CHAT_LAMBDA_STREAMING")]
+    pub response_streaming: bool,
+}
+
 /// A rate as `N/PERIOD`: `10/min`, `2/s`, `100000/day`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateSpec {

@@ -3,10 +3,15 @@
 //! - [`config`]: flags, `BEDROCK_CHAT_*` environment variables and `.env`;
 //! - [`backends`]: the store, limiters and model those settings name, composed into a
 //!   [`ChatService`](bedrock_chat_core::ChatService);
+//! - [`app`]: the router's state and settings from those settings, built once per process
+//!   by the server and the Lambda function alike;
 //! - [`http`]: the axum router of the HTTP API (the server and the tests serve it);
+//! - [`lambda`]: that router as an AWS Lambda handler (`lambda_http`);
 //! - [`telemetry`]: JSON or pretty logs.
 
+pub mod app;
 pub mod backends;
 pub mod config;
 pub mod http;
+pub mod lambda;
 pub mod telemetry;
