@@ -47,6 +47,25 @@ pub enum StartupError {
         /// What is wrong.
         reason: String,
     },
+    /// The store or a limiter URL is well formed but what it names cannot be reached (or
+    /// failed while being set up); trying again later may work.
+    #[error("{setting} {url}: {reason}")]
+    Unavailable {
+        /// The flag: `--store` or `--limiter`.
+        setting: &'static str,
+        /// The URL as given.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl StartupError {
+    /// Whether a backend could not be reached (rather than a setting being wrong): the CLI
+    /// exits with a different code for it.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
 }
 
 /// The store named by `url` ([`bedrock_chat_store::from_url`]): `memory`, `sqlite:PATH`,
@@ -62,10 +81,18 @@ pub async fn store(url: &str) -> Result<Arc<dyn HistoryStore>, StartupError> {
         url: url.to_owned(),
         reason,
     };
+    let unavailable = |reason: String| StartupError::Unavailable {
+        setting: "--store",
+        url: url.to_owned(),
+        reason,
+    };
     let store = bedrock_chat_store::from_url(url)
         .await
-        .map_err(|e| fail(chain(&e)))?;
-    store.ping().await.map_err(|e| fail(chain(&e)))?;
+        .map_err(|e| match e {
+            bedrock_chat_store::StoreUrlError::Connect { .. } => unavailable(chain(&e)),
+            _ => fail(chain(&e)),
+        })?;
+    store.ping().await.map_err(|e| unavailable(chain(&e)))?;
     Ok(store)
 }
 
@@ -81,10 +108,18 @@ async fn limiter(
         url: url.to_owned(),
         reason,
     };
+    let unavailable = |reason: String| StartupError::Unavailable {
+        setting: "--limiter",
+        url: url.to_owned(),
+        reason,
+    };
     let limiter = bedrock_chat_ratelimit::from_url(url, layers, prefix)
         .await
-        .map_err(|e| fail(chain(&e)))?;
-    limiter.ping().await.map_err(|e| fail(chain(&e)))?;
+        .map_err(|e| match e {
+            bedrock_chat_ratelimit::LimiterUrlError::Connect { .. } => unavailable(chain(&e)),
+            _ => fail(chain(&e)),
+        })?;
+    limiter.ping().await.map_err(|e| unavailable(chain(&e)))?;
     Ok(limiter)
 }
 

@@ -5,12 +5,14 @@
 //!   [`ChatService`](bedrock_chat_core::ChatService);
 //! - [`app`]: the router's state and settings from those settings, built once per process
 //!   by the server and the Lambda function alike;
+//! - [`cli`]: the CLI's commands, interactive chat and exit codes;
 //! - [`http`]: the axum router of the HTTP API (the server and the tests serve it);
 //! - [`lambda`]: that router as an AWS Lambda handler (`lambda_http`);
 //! - [`telemetry`]: JSON or pretty logs.
 
 pub mod app;
 pub mod backends;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod lambda;

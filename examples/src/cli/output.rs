@@ -1,0 +1,300 @@
+//! What the CLI shows: colours only on a terminal (and never with `NO_COLOR`), a spinner
+//! while the first token is awaited (on a terminal only), and a streamed answer written
+//! as it arrives. Markdown is left as text.
+
+use std::future::Future;
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bedrock_chat_core::{ChatError, ChatId, ChatReply, ChatStream, ModelError, StreamEvent};
+use futures::StreamExt;
+
+use super::ColorChoice;
+
+/// Which streams are terminals, and whether each gets colours.
+#[derive(Clone, Copy, Debug)]
+pub struct Terminal {
+    /// stdin is a terminal (someone types).
+    pub stdin_tty: bool,
+    /// stdout is a terminal.
+    pub stdout_tty: bool,
+    /// stderr is a terminal.
+    pub stderr_tty: bool,
+    out: Paint,
+    err: Paint,
+}
+
+impl Terminal {
+    /// Looks at the process's streams and at `NO_COLOR` (any non-empty value turns colours
+    /// off, <https://no-color.org>) under `choice`.
+    pub fn detect(choice: ColorChoice) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let stdout_tty = std::io::stdout().is_terminal();
+        let stderr_tty = std::io::stderr().is_terminal();
+        let colour = |tty: bool| match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && !no_color,
+        };
+        Self {
+            stdin_tty: std::io::stdin().is_terminal(),
+            stdout_tty,
+            stderr_tty,
+            out: Paint(colour(stdout_tty)),
+            err: Paint(colour(stderr_tty)),
+        }
+    }
+
+    /// Colours for stdout.
+    pub fn out(&self) -> Paint {
+        self.out
+    }
+
+    /// Colours for stderr.
+    pub fn err(&self) -> Paint {
+        self.err
+    }
+
+    /// `error: MESSAGE` on stderr.
+    pub fn error(&self, message: &str) {
+        eprintln!("{} {message}", self.err.red("error:"));
+    }
+
+    /// A side remark on stderr, dimmed.
+    pub fn note(&self, message: &str) {
+        eprintln!("{}", self.err.dim(message));
+    }
+}
+
+/// ANSI colours, or plain text when off.
+#[derive(Clone, Copy, Debug)]
+pub struct Paint(bool);
+
+impl Paint {
+    /// Whether colours are on.
+    pub fn enabled(self) -> bool {
+        self.0
+    }
+
+    fn wrap(self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// Bold.
+    pub fn bold(self, text: &str) -> String {
+        self.wrap("1", text)
+    }
+
+    /// Dimmed.
+    pub fn dim(self, text: &str) -> String {
+        self.wrap("2", text)
+    }
+
+    /// Red.
+    pub fn red(self, text: &str) -> String {
+        self.wrap("31", text)
+    }
+
+    /// Green.
+    pub fn green(self, text: &str) -> String {
+        self.wrap("32", text)
+    }
+
+    /// Yellow.
+    pub fn yellow(self, text: &str) -> String {
+        self.wrap("33", text)
+    }
+
+    /// Cyan.
+    pub fn cyan(self, text: &str) -> String {
+        self.wrap("36", text)
+    }
+}
+
+/// A spinner on stderr while nothing has arrived yet; removed by [`stop`](Self::stop) (or
+/// on drop) before anything else is written.
+pub struct Spinner {
+    /// `(running, drawn)`, shared with the drawing task.
+    state: Arc<Mutex<(bool, bool)>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Spinner {
+    const FRAMES: [&'static str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+    /// Starts a spinner labelled `label` when `enabled` (stderr is a terminal); else one
+    /// that shows nothing.
+    pub fn start(enabled: bool, label: &'static str, paint: Paint) -> Self {
+        let state = Arc::new(Mutex::new((enabled, false)));
+        if !enabled {
+            return Self { state, task: None };
+        }
+        let shared = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            // Quick answers show no spinner at all.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            for frame in Self::FRAMES.iter().cycle() {
+                {
+                    let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                    if !state.0 {
+                        return;
+                    }
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(err, "\r{}", paint.dim(&format!("{frame} {label}")));
+                    let _ = err.flush();
+                    state.1 = true;
+                }
+                tokio::time::sleep(Duration::from_millis(80)).await;
+            }
+        });
+        Self {
+            state,
+            task: Some(task),
+        }
+    }
+
+    /// Stops the spinner and clears its line. Idempotent.
+    pub fn stop(&mut self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.0 && state.1 {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        }
+        state.0 = false;
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// How a streamed answer ended.
+#[derive(Debug)]
+pub enum Answer {
+    /// Complete and stored.
+    Done(Box<ChatReply>),
+    /// Stopped by the user: the reply goes on being generated and is stored.
+    Stopped {
+        /// The conversation it is stored in, when the stream had said.
+        chat_id: Option<ChatId>,
+    },
+    /// Failed; nothing was stored.
+    Failed {
+        /// The conversation, when the stream had said (a new one is not created).
+        chat_id: Option<ChatId>,
+        /// Why.
+        error: ChatError,
+    },
+}
+
+/// Reads `stream` to its end, writing each piece of text to `out` as it arrives when
+/// `echo` is set, until `stop` completes first (Ctrl-C). A spinner on stderr covers the
+/// wait for the first piece when `spinner` is set. A written answer is ended with a
+/// newline.
+///
+/// # Errors
+/// Writing to `out` failed.
+pub async fn stream_answer(
+    mut stream: ChatStream,
+    out: &mut impl Write,
+    echo: bool,
+    spinner: bool,
+    paint: Paint,
+    stop: impl Future<Output = ()>,
+) -> std::io::Result<Answer> {
+    let mut spinner = Spinner::start(spinner, "thinking…", paint);
+    let mut chat_id = None;
+    let mut wrote = false;
+    let mut ends_with_newline = true;
+    let mut stop = std::pin::pin!(stop);
+    let answer = loop {
+        let event = tokio::select! {
+            biased;
+            () = &mut stop => break Answer::Stopped { chat_id },
+            event = stream.next() => event,
+        };
+        match event {
+            Some(StreamEvent::Started { chat_id: id, .. }) => chat_id = Some(id),
+            Some(StreamEvent::Delta(text)) => {
+                if echo && !text.is_empty() {
+                    spinner.stop();
+                    out.write_all(text.as_bytes())?;
+                    out.flush()?;
+                    wrote = true;
+                    ends_with_newline = text.ends_with('\n');
+                }
+            }
+            Some(StreamEvent::Completed(reply)) => break Answer::Done(reply),
+            Some(StreamEvent::Failed(error)) => break Answer::Failed { chat_id, error },
+            Some(_) => {}
+            None => {
+                break Answer::Failed {
+                    chat_id,
+                    error: ModelError::model_failure("the reply stream ended without a result")
+                        .into(),
+                }
+            }
+        }
+    };
+    spinner.stop();
+    if wrote && !ends_with_newline {
+        out.write_all(b"\n")?;
+        out.flush()?;
+    }
+    Ok(answer)
+}
+
+/// A count with its noun, pluralised: `1 message`, `3 messages`.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// `text` on one line, cut to `max` characters with an ellipsis.
+pub fn one_line(text: &str, max: usize) -> String {
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let line = line.trim();
+    if line.chars().count() > max {
+        let mut cut: String = line.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    } else {
+        line.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paint_is_plain_text_when_off() {
+        assert_eq!(Paint(false).red("x"), "x");
+        assert_eq!(Paint(true).red("x"), "\x1b[31mx\x1b[0m");
+    }
+
+    #[test]
+    fn one_line_flattens_and_cuts() {
+        assert_eq!(one_line("a\nb", 10), "a b");
+        assert_eq!(one_line("abcdefghij", 5), "abcd…");
+        assert_eq!(count(1, "message"), "1 message");
+        assert_eq!(count(2, "message"), "2 messages");
+    }
+}
