@@ -279,3 +279,26 @@ async fn health_answers_through_the_handler() {
     let (status, _, body) = invoke(&handler, &fixture("apigw-v2-health.json")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn a_streamed_send_answers_its_server_sent_events_through_the_handler() {
+    // Buffered (API Gateway) the events arrive together at the end; streamed (a Function
+    // URL, scripts/lint-deploy runs it under the emulator) as they are generated.
+    let handler = configured(&[]).await;
+    let request =
+        lambda_http::request::from_str(&fixture("apigw-v2-stream.json").to_string()).unwrap();
+    let response = handler.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events.first(), Some(&"start"), "{text}");
+    assert_eq!(events.last(), Some(&"done"), "{text}");
+    assert!(events.contains(&"delta"), "{text}");
+}
