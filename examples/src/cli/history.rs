@@ -122,8 +122,8 @@ pub fn print_list(
     for (i, c) in conversations.iter().enumerate() {
         let when = c.updated_at.format("%Y-%m-%d %H:%M");
         let messages = count(c.message_count, "msg");
-        let title = one_line(&c.title, 60);
         if numbered {
+            let title = one_line(&c.title, 40);
             writeln!(
                 out,
                 "{:>3}  {}  {}  {:>8}  {}",
@@ -134,6 +134,7 @@ pub fn print_list(
                 paint.dim(&c.id.to_string()),
             )?;
         } else {
+            let title = one_line(&c.title, 80);
             writeln!(
                 out,
                 "{}  {}  {:>8}  {}",

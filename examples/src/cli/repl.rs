@@ -81,7 +81,12 @@ pub async fn run(
     let mut editor = LineEditor::spawn(history)?;
     let paint = terminal.out();
     let prompt = ("you › ".to_owned(), format!("{} ", paint.green("you ›")));
+    let mut first = true;
     loop {
+        // A blank line between an exchange and the next prompt, on a screen.
+        if terminal.stdout_tty && !std::mem::take(&mut first) {
+            println!();
+        }
         let line = match editor.read_line(prompt.clone()).await {
             Read::Line(line) => line,
             Read::Interrupted => continue,
@@ -90,6 +95,7 @@ pub async fn run(
         };
         let line = line.trim();
         if line.is_empty() {
+            first = true;
             continue;
         }
         match session.handle(line).await {
@@ -268,8 +274,6 @@ impl Session<'_> {
                 self.chat = Some(reply.chat_id);
             }
             Answer::Stopped { chat_id } => {
-                // Leave the line the answer stopped on.
-                println!();
                 if self.chat.is_none() {
                     self.pending_system = None;
                 }

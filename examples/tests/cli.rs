@@ -1,0 +1,788 @@
+//! The CLI binary as its users run it: `target/<profile>/examples/cli` as a child process,
+//! its stdout, stderr and exit code checked for each outcome a script branches on; the
+//! interactive chat in a real pseudo-terminal (expectrl); and a conversation started in
+//! the CLI read back through the server binary on the same SQLite file.
+//!
+//! `cargo test` builds the examples before it runs the tests; a run narrowed to this file
+//! does not, so build them first: `cargo build --workspace --all-features --example cli
+//! --example server && cargo test --workspace --all-features --test cli`.
+#![cfg(unix)]
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How long a one-shot command may take.
+const EXIT: Duration = Duration::from_secs(60);
+
+/// The example binary `name` next to this test's own: `target/<profile>/deps/cli-HASH` →
+/// `target/<profile>/examples/NAME`.
+fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("{} is not in target/<profile>/deps", exe.display()));
+    let binary = profile
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.is_file(),
+        "the {name} binary is missing at {}: build it with `cargo build --workspace \
+         --all-features --example {name}` (plain `cargo test` builds the examples; a run \
+         filtered to one test file does not)",
+        binary.display()
+    );
+    binary
+}
+
+/// A directory under `target/tmp` for one test, removed when dropped. The CLI runs in
+/// it, so its default store `sqlite:bedrock-chat.db` lands there; it is `$HOME` too, so
+/// the line history file does.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(kind: &str) -> Self {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cli-{kind}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `program` run in `dir` with none of this process's `BEDROCK_CHAT_*`, `BEDROCK_MODEL_ID`,
+/// `AWS_*`, `RUST_LOG`, `NO_COLOR` or `XDG_*` variables; `USER` is `tester` and `HOME` is
+/// `dir`. `env` adds to that.
+fn command(program: &str, dir: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
+    let mut command = Command::new(binary(program));
+    command.args(args).current_dir(dir);
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("BEDROCK_CHAT_")
+            || text.starts_with("AWS_")
+            || text.starts_with("XDG_")
+            || [
+                "BEDROCK_MODEL_ID",
+                "RUST_LOG",
+                "NO_COLOR",
+                "USERNAME",
+                "LOGNAME",
+            ]
+            .contains(&text.as_ref())
+        {
+            command.env_remove(&name);
+        }
+    }
+    command.env("USER", "tester").env("HOME", dir);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+/// What a finished run left.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+
+    fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "{self:?}");
+        self
+    }
+}
+
+/// Runs the CLI in `dir` to its exit, with `stdin` as its input (empty when `None`).
+fn cli_with(dir: &Path, args: &[&str], env: &[(&str, String)], stdin: Option<&str>) -> Run {
+    let mut child = command("cli", dir, args, env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let Ok(output) = rx.recv_timeout(EXIT) else {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        panic!("the CLI with {args:?} was still running after {EXIT:?}");
+    };
+    let output = output.unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn cli(dir: &Path, args: &[&str]) -> Run {
+    cli_with(dir, args, &[], None)
+}
+
+/// The ids of the user's conversations, newest first, from `history list --json`.
+fn chat_ids(dir: &Path, user: &str) -> Vec<String> {
+    cli(dir, &["history", "list", "--json", "--user", user])
+        .assert_ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn ask_prints_the_answer_alone_on_stdout_and_keeps_it_in_the_default_store() {
+    let dir = Scratch::new("ask");
+    let run = cli(dir.path(), &["ask", "What is a borrow checker?"]);
+    run.assert_ok();
+    assert_eq!(
+        run.stdout.lines().count(),
+        1,
+        "the answer, and nothing else: {run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("answering: \"What is a borrow checker?\""),
+        "{run:?}"
+    );
+    assert_eq!(
+        run.stderr, "",
+        "no chatter on stderr when it is not a terminal"
+    );
+    assert!(
+        dir.path().join("bedrock-chat.db").is_file(),
+        "the server's default store"
+    );
+
+    // The user defaults to $USER.
+    let list = cli(dir.path(), &["history", "list", "--user", "tester"]);
+    list.assert_ok();
+    assert!(
+        list.stdout.contains("What is a borrow checker?"),
+        "{list:?}"
+    );
+    assert!(list.stdout.contains("2 msgs"), "{list:?}");
+    assert_eq!(chat_ids(dir.path(), "somebody-else"), Vec::<String>::new());
+}
+
+#[test]
+fn ask_reads_stdin_gives_the_reply_as_json_and_continues_a_chat() {
+    let dir = Scratch::new("json");
+    let first = cli_with(
+        dir.path(),
+        &["ask", "--json", "--system", "Answer in French."],
+        &[],
+        Some("first question\n"),
+    );
+    first.assert_ok();
+    let reply = first.json();
+    assert_eq!(reply["question"]["content"], "first question");
+    assert_eq!(reply["answer"]["role"], "assistant");
+    assert_eq!(reply["new_conversation"], true);
+    assert!(reply["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    let chat_id = reply["chat_id"].as_str().unwrap().to_owned();
+
+    let second = cli(
+        dir.path(),
+        &["ask", "--json", "--chat", &chat_id, "second question"],
+    );
+    second.assert_ok();
+    let reply = second.json();
+    assert_eq!(reply["chat_id"], chat_id.as_str());
+    assert_eq!(reply["answer"]["seq"], 4);
+    let text = reply["answer"]["content"].as_str().unwrap();
+    assert!(text.contains("I can see 2 earlier messages"), "{text}");
+    assert!(text.contains("I was given a system prompt"), "{text}");
+}
+
+#[test]
+fn an_empty_question_exits_2_with_nothing_on_stdout_and_nothing_stored() {
+    let dir = Scratch::new("empty");
+    let run = cli(dir.path(), &["ask", "   "]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.starts_with("error: "), "{run:?}");
+    assert!(run.stderr.contains("message"), "names the field: {run:?}");
+
+    let run = cli_with(dir.path(), &["ask"], &[], Some(""));
+    assert_eq!(run.code, 2, "an empty stdin: {run:?}");
+    assert_eq!(chat_ids(dir.path(), "tester"), Vec::<String>::new());
+}
+
+#[test]
+fn a_malformed_or_unknown_conversation_id_exits_2() {
+    let dir = Scratch::new("ids");
+    let run = cli(dir.path(), &["ask", "--chat", "not-an-id", "hello"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("--chat"), "{run:?}");
+
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let run = cli(dir.path(), &["ask", "--chat", &unknown, "hello"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("conversation not found"), "{run:?}");
+    let run = cli(dir.path(), &["history", "show", &unknown]);
+    assert_eq!(run.code, 2, "{run:?}");
+}
+
+#[test]
+fn a_store_that_cannot_be_reached_exits_5_and_a_bad_store_url_2() {
+    let dir = Scratch::new("store");
+    let missing = dir.path().join("no-such-dir").join("chat.db");
+    let url = format!("sqlite:{}", missing.display());
+    let run = cli(dir.path(), &["--store", &url, "ask", "hello"]);
+    assert_eq!(run.code, 5, "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("--store"), "names the flag: {run:?}");
+
+    // Flags may follow the command.
+    let run = cli(dir.path(), &["history", "list", "--store", &url]);
+    assert_eq!(run.code, 5, "{run:?}");
+
+    let run = cli(dir.path(), &["ask", "--store", "nosuch://x", "hello"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("--store nosuch://x"), "{run:?}");
+}
+
+#[test]
+fn history_shows_exports_and_deletes_a_conversation() {
+    let dir = Scratch::new("history");
+    cli(dir.path(), &["ask", "Tell me about *Markdown*"]).assert_ok();
+    let ids = chat_ids(dir.path(), "tester");
+    assert_eq!(ids.len(), 1);
+    let id = ids[0].as_str();
+
+    let show = cli(dir.path(), &["history", "show", id]);
+    show.assert_ok();
+    assert!(show.stdout.contains(id), "{show:?}");
+    assert!(show.stdout.contains("2 messages"), "{show:?}");
+    assert!(
+        show.stdout.contains("\nyou · "),
+        "the question under its author: {show:?}"
+    );
+    assert!(
+        show.stdout.contains("Tell me about *Markdown*"),
+        "Markdown left as text: {show:?}"
+    );
+    assert!(!show.stdout.contains('\x1b'), "no colours off a terminal");
+
+    let json = cli(dir.path(), &["history", "export", id, "--format", "json"]);
+    let export = json.assert_ok().json();
+    assert_eq!(export["conversation"]["id"], id);
+    assert_eq!(export["messages"].as_array().unwrap().len(), 2);
+
+    let markdown = cli(dir.path(), &["history", "export", id]);
+    markdown.assert_ok();
+    assert!(
+        markdown.stdout.starts_with("# Tell me about *Markdown*"),
+        "{markdown:?}"
+    );
+    let file = dir.path().join("chat.md");
+    let run = cli(
+        dir.path(),
+        &[
+            "history",
+            "export",
+            id,
+            "-f",
+            "markdown",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    run.assert_ok();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), markdown.stdout);
+
+    let delete = cli(dir.path(), &["history", "delete", id]);
+    delete.assert_ok();
+    assert_eq!(delete.stdout, "");
+    assert_eq!(chat_ids(dir.path(), "tester"), Vec::<String>::new());
+    let again = cli(dir.path(), &["history", "delete", id]);
+    assert_eq!(again.code, 2, "already gone: {again:?}");
+}
+
+#[test]
+fn persona_prints_the_persona_and_a_conversation_held_with_it() {
+    let dir = Scratch::new("persona");
+    let run = cli(
+        dir.path(),
+        &[
+            "persona",
+            "--json",
+            "A patient chess coach who loves endgames",
+        ],
+    );
+    run.assert_ok();
+    let made = run.json();
+    let name = made["persona"]["name"].as_str().unwrap();
+    assert!(!name.is_empty());
+    assert!(!made["persona"]["system_prompt"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    let chat_id = made["chat_id"].as_str().unwrap();
+    assert_eq!(chat_ids(dir.path(), "tester"), vec![chat_id.to_owned()]);
+
+    let show = cli(dir.path(), &["history", "show", chat_id]);
+    show.assert_ok();
+    assert!(
+        show.stdout.starts_with(name),
+        "titled with its name: {show:?}"
+    );
+    assert!(show.stdout.contains("system: "), "{show:?}");
+
+    let text = cli(dir.path(), &["persona", "A stern librarian"]);
+    text.assert_ok();
+    assert!(text.stdout.contains("system prompt:"), "{text:?}");
+    assert!(text.stdout.contains("chat: "), "{text:?}");
+}
+
+#[test]
+fn help_documents_the_commands_and_the_exit_codes() {
+    let dir = Scratch::new("help");
+    for args in [&["--help"][..], &["ask", "--help"][..]] {
+        let run = cli(dir.path(), args);
+        run.assert_ok();
+        for code in [
+            "0  success",
+            "2  bad input",
+            "3  rate limited",
+            "4  the model failed",
+            "5  the store",
+        ] {
+            assert!(run.stdout.contains(code), "{args:?} lacks {code:?}");
+        }
+    }
+    let run = cli(dir.path(), &["--help"]);
+    for word in [
+        "chat",
+        "ask",
+        "history",
+        "persona",
+        "--store",
+        "--limiter",
+        "--model",
+        "--user",
+    ] {
+        assert!(run.stdout.contains(word), "--help lacks {word}");
+    }
+}
+
+#[cfg(feature = "fake-bedrock")]
+mod fake_bedrock {
+    //! Through a `FakeBedrock` on loopback, as the AWS SDK finds it: by
+    //! `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`.
+
+    use bedrock_chat_core::testkit::{FakeBedrock, FakeReply, Fault};
+
+    use super::*;
+
+    const MODEL: &str = "bedrock:amazon.nova-micro-v1:0";
+
+    pub(super) fn aws_env(fake: &FakeBedrock) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", fake.url()),
+            ("AWS_ACCESS_KEY_ID", "x".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "x".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ]
+    }
+
+    /// `ask QUESTION` against `fake`, run off the runtime's threads (the fake serves on
+    /// them).
+    async fn ask(dir: &Path, fake: &FakeBedrock, question: &str) -> Run {
+        let env = aws_env(fake);
+        let dir = dir.to_owned();
+        let question = question.to_owned();
+        tokio::task::spawn_blocking(move || {
+            cli_with(&dir, &["--model", MODEL, "ask", &question], &env, None)
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bedrock_answer_is_printed_whole() {
+        let fake = FakeBedrock::start().await.unwrap();
+        fake.push_reply(FakeReply::text("").with_deltas(["Four", " is", " the answer."]));
+        let dir = Scratch::new("bedrock");
+        let run = ask(dir.path(), &fake, "What is 2+2?").await;
+        run.assert_ok();
+        assert_eq!(run.stdout, "Four is the answer.\n");
+        assert_eq!(fake.request_count(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_model_error_exits_4_and_stores_nothing() {
+        let fake = FakeBedrock::start().await.unwrap();
+        fake.push_fault(Fault::model_error());
+        let dir = Scratch::new("model-error");
+        let run = ask(dir.path(), &fake, "hello").await;
+        assert_eq!(run.code, 4, "{run:?}");
+        assert_eq!(run.stdout, "");
+        assert!(run.stderr.contains("error: the model failed"), "{run:?}");
+        assert_eq!(chat_ids(dir.path(), "tester"), Vec::<String>::new());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_that_breaks_off_exits_4_with_no_half_answer_on_stdout() {
+        let fake = FakeBedrock::start().await.unwrap();
+        fake.push_fault(Fault::exception_after(
+            2,
+            "modelStreamErrorException",
+            "the model broke off",
+        ));
+        let dir = Scratch::new("broken");
+        let run = ask(dir.path(), &fake, "one two three four five six").await;
+        assert_eq!(run.code, 4, "{run:?}");
+        assert_eq!(run.stdout, "", "a pipe gets the whole answer or nothing");
+        assert_eq!(chat_ids(dir.path(), "tester"), Vec::<String>::new());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_throttling_model_exits_3() {
+        let fake = FakeBedrock::start().await.unwrap();
+        // More than the model's retries.
+        fake.throttle_next(10);
+        let dir = Scratch::new("throttled");
+        let run = ask(dir.path(), &fake, "hello").await;
+        assert_eq!(run.code, 3, "{run:?}");
+        assert_eq!(run.stdout, "");
+        assert!(run.stderr.contains("throttl"), "{run:?}");
+    }
+}
+
+#[cfg(feature = "service-tests")]
+#[test]
+fn over_a_shared_redis_rate_limit_ask_exits_3() {
+    use bedrock_chat_core::conformance::{service_url, unique_prefix};
+
+    let redis = service_url("BEDROCK_CHAT_TEST_REDIS_URL");
+    // This run's keys, which scripts/test deletes afterwards.
+    let separator = if redis.contains('?') { '&' } else { '?' };
+    let redis = format!("{redis}{separator}prefix={}", unique_prefix());
+    let dir = Scratch::new("limited");
+    let user = "limited".to_owned();
+    let args = |question: &'static str| {
+        vec![
+            "--limiter".to_owned(),
+            redis.clone(),
+            "--rate-limit".to_owned(),
+            "1/min".to_owned(),
+            "--user".to_owned(),
+            user.clone(),
+            "ask".to_owned(),
+            question.to_owned(),
+        ]
+    };
+    let first = args("first");
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    cli(dir.path(), &first).assert_ok();
+    let second = args("second");
+    let second: Vec<&str> = second.iter().map(String::as_str).collect();
+    let run = cli(dir.path(), &second);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("rate limit exceeded"), "{run:?}");
+}
+
+mod terminal {
+    //! The interactive chat in a real pseudo-terminal.
+
+    use expectrl::{ControlCode, Expect, Regex, Session};
+
+    use super::*;
+
+    /// The prompt, as the line editor draws it.
+    const PROMPT: &str = "you › ";
+
+    /// A chat session in a pseudo-terminal, in `dir`.
+    fn spawn(dir: &Path, args: &[&str], env: &[(&str, String)]) -> expectrl::session::OsSession {
+        let mut all = vec!["--color", "never"];
+        all.extend_from_slice(args);
+        let mut command = command("cli", dir, &all, env);
+        command.env("TERM", "xterm");
+        let mut session = Session::spawn(command).unwrap();
+        session.set_expect_timeout(Some(Duration::from_secs(30)));
+        session.get_process_mut().set_window_size(200, 50).unwrap();
+        session
+    }
+
+    /// Types `line` once the prompt is up, then presses Enter.
+    fn say(session: &mut expectrl::session::OsSession, line: &str) {
+        session.expect(PROMPT).unwrap();
+        session.send_line(line).unwrap();
+    }
+
+    /// Ctrl-D at the prompt; the process exits 0.
+    fn leave(session: &mut expectrl::session::OsSession) {
+        session.expect(PROMPT).unwrap();
+        session.send(ControlCode::EndOfTransmission).unwrap();
+        session.expect(expectrl::Eof).unwrap();
+        let status = session.get_process().wait().unwrap();
+        assert_eq!(
+            status,
+            expectrl::process::unix::WaitStatus::Exited(session.get_process().pid(), 0)
+        );
+    }
+
+    #[test]
+    fn the_chat_streams_answers_and_runs_the_slash_commands() {
+        let dir = Scratch::new("repl");
+        let mut s = spawn(dir.path(), &[], &[]);
+        s.expect("bedrock-chat").unwrap();
+        s.expect("user tester").unwrap();
+
+        say(&mut s, "Hello from a terminal");
+        s.expect("answering: \"Hello from a terminal\"").unwrap();
+        s.expect(Regex("new conversation [0-9a-f-]{36}")).unwrap();
+
+        say(&mut s, "/rename Terminal talk");
+        s.expect("renamed to “Terminal talk”").unwrap();
+        say(&mut s, "/list");
+        s.expect(Regex(r"1  Terminal talk\s+\S+ \S+\s+2 msgs"))
+            .unwrap();
+        say(&mut s, "/system Answer briefly.");
+        s.expect("system prompt set").unwrap();
+        say(&mut s, "/system");
+        s.expect("Answer briefly.").unwrap();
+        say(&mut s, "And again");
+        s.expect("I can see 2 earlier messages").unwrap();
+        say(&mut s, "/export markdown");
+        s.expect("# Terminal talk").unwrap();
+        say(&mut s, "/usage");
+        s.expect(Regex(r"all time\s+\d+ tokens")).unwrap();
+        s.expect("1 conversation, 4 messages").unwrap();
+
+        say(&mut s, "/persona A cheerful gardener");
+        s.expect(Regex("new conversation [0-9a-f-]{36} with "))
+            .unwrap();
+        say(&mut s, "/list");
+        s.expect("2  Terminal talk").unwrap();
+        say(&mut s, "/open 2");
+        s.expect("chat ").unwrap();
+        s.expect("4 messages").unwrap();
+        say(&mut s, "/delete");
+        s.expect("deleted conversation").unwrap();
+        say(&mut s, "/frobnicate");
+        s.expect("unknown command /frobnicate").unwrap();
+        say(&mut s, "/help");
+        s.expect("/export json|markdown").unwrap();
+        leave(&mut s);
+
+        let ids = chat_ids(dir.path(), "tester");
+        assert_eq!(ids.len(), 1, "the persona's conversation is left: {ids:?}");
+        let history = std::fs::read_to_string(dir.path().join(".bedrock_chat_history")).unwrap();
+        assert!(history.contains("/rename Terminal talk"), "{history}");
+    }
+
+    #[test]
+    fn a_refused_send_is_shown_and_the_chat_goes_on() {
+        let dir = Scratch::new("repl-limited");
+        let mut s = spawn(dir.path(), &["--rate-limit", "1/min"], &[]);
+        say(&mut s, "first");
+        s.expect("answering: \"first\"").unwrap();
+        say(&mut s, "second");
+        s.expect("error: rate limit exceeded").unwrap();
+        say(&mut s, "/list");
+        s.expect("1  first").unwrap();
+        leave(&mut s);
+    }
+
+    #[cfg(feature = "fake-bedrock")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ctrl_c_during_an_answer_stops_it_keeps_the_chat_and_stores_the_whole_reply() {
+        use bedrock_chat_core::testkit::{FakeBedrock, FakeReply};
+
+        let fake = FakeBedrock::start().await.unwrap();
+        let pieces: Vec<String> = (0..20).map(|i| format!("piece{i} ")).collect();
+        let whole = pieces.concat();
+        fake.push_reply(
+            FakeReply::text("")
+                .with_deltas(pieces)
+                .with_delta_delay(Duration::from_millis(150)),
+        );
+        let env = super::fake_bedrock::aws_env(&fake);
+        let dir = Scratch::new("repl-ctrl-c");
+        let path = dir.path().to_owned();
+        let whole_text = whole.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut s = spawn(&path, &["--model", "bedrock:amazon.nova-micro-v1:0"], &env);
+            say(&mut s, "tell me a long story");
+            s.expect("piece2 ").unwrap();
+            s.send(ControlCode::EndOfText).unwrap();
+            let stopped = s.expect("stopped; the whole reply is still saved").unwrap();
+            let shown = String::from_utf8_lossy(stopped.before()).into_owned();
+            assert!(
+                !shown.contains("piece19"),
+                "the answer stopped on screen: {shown}"
+            );
+            // The chat goes on.
+            say(&mut s, "/help");
+            s.expect("/usage").unwrap();
+            leave(&mut s);
+
+            let ids = chat_ids(&path, "tester");
+            assert_eq!(ids.len(), 1);
+            let export = cli(&path, &["history", "export", &ids[0], "--format", "json"]);
+            let export = export.assert_ok().json();
+            let messages = export["messages"].as_array().unwrap();
+            assert_eq!(messages.len(), 2, "{export}");
+            assert_eq!(
+                messages[1]["content"],
+                whole_text.as_str(),
+                "the whole reply"
+            );
+        })
+        .await
+        .unwrap();
+    }
+}
+
+mod server {
+    //! The CLI and the server on one SQLite file.
+
+    use std::io::{BufRead, BufReader};
+
+    use super::*;
+
+    /// A running server; killed when dropped.
+    struct Server {
+        child: std::process::Child,
+        url: String,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn start_server(dir: &Path, args: &[&str]) -> Server {
+        let mut all = vec!["--bind", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut child = command("server", dir, &all, &[])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next().and_then(Result::ok));
+            lines.for_each(drop);
+        });
+        let line = rx
+            .recv_timeout(EXIT)
+            .ok()
+            .flatten()
+            .expect("the server says where it listens");
+        let url = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{line:?}"))
+            .to_owned();
+        Server { child, url }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_conversation_started_in_the_cli_is_seen_through_the_server_and_back() {
+        let dir = Scratch::new("shared");
+        let path = dir.path().to_owned();
+        let asked = tokio::task::spawn_blocking(move || {
+            cli(
+                &path,
+                &["--user", "alice", "ask", "--json", "Hello from the CLI"],
+            )
+        })
+        .await
+        .unwrap();
+        let chat_id = asked.assert_ok().json()["chat_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        let key = "alice-key-0123456789abcdef";
+        std::fs::write(dir.path().join("keys.txt"), format!("alice {key}\n")).unwrap();
+        let server = start_server(dir.path(), &["--auth", "api-key", "--api-keys", "keys.txt"]);
+        let client = reqwest::Client::new();
+        let get = |path: String| {
+            client
+                .get(format!("{}{path}", server.url))
+                .bearer_auth(key)
+                .send()
+        };
+        let list: Value = get("/api/v1/conversations".into())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let conversations = list["conversations"].as_array().unwrap();
+        assert_eq!(conversations.len(), 1, "{list}");
+        assert_eq!(conversations[0]["chat_id"], chat_id.as_str(), "{list}");
+        let export = get(format!(
+            "/api/v1/conversations/{chat_id}/export?format=markdown"
+        ))
+        .await
+        .unwrap();
+        assert!(export.status().is_success(), "{export:?}");
+        let markdown = export.text().await.unwrap();
+        assert!(markdown.contains("Hello from the CLI"), "{markdown}");
+
+        // And back: a message sent through the server continues it in the CLI.
+        let sent = client
+            .post(format!("{}/api/v1/chats", server.url))
+            .bearer_auth(key)
+            .json(&serde_json::json!({"message": "Hello from HTTP", "chat_id": chat_id}))
+            .send()
+            .await
+            .unwrap();
+        assert!(sent.status().is_success(), "{sent:?}");
+        let path = dir.path().to_owned();
+        let id = chat_id.clone();
+        let show = tokio::task::spawn_blocking(move || {
+            cli(&path, &["--user", "alice", "history", "show", &id])
+        })
+        .await
+        .unwrap();
+        show.assert_ok();
+        assert!(show.stdout.contains("4 messages"), "{show:?}");
+        assert!(show.stdout.contains("Hello from HTTP"), "{show:?}");
+        drop(server);
+    }
+}
