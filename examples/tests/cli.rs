@@ -649,9 +649,12 @@ mod terminal {
                 !shown.contains("piece19"),
                 "the answer stopped on screen: {shown}"
             );
-            // The chat goes on.
+            // The chat goes on; the next message waits for the stopped reply to be stored,
+            // so that it follows it.
             say(&mut s, "/help");
             s.expect("/usage").unwrap();
+            say(&mut s, "and then");
+            s.expect("and then").unwrap();
             leave(&mut s);
 
             let ids = chat_ids(&path, "tester");
@@ -659,12 +662,13 @@ mod terminal {
             let export = cli(&path, &["history", "export", &ids[0], "--format", "json"]);
             let export = export.assert_ok().json();
             let messages = export["messages"].as_array().unwrap();
-            assert_eq!(messages.len(), 2, "{export}");
+            assert_eq!(messages.len(), 4, "{export}");
             assert_eq!(
                 messages[1]["content"],
                 whole_text.as_str(),
                 "the whole reply"
             );
+            assert_eq!(messages[2]["content"], "and then", "{export}");
         })
         .await
         .unwrap();

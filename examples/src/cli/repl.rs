@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 
 use super::exit::Failure;
 use super::history::{self, print_list, print_message};
-use super::output::{count, one_line, stream_answer, Answer, Terminal};
+use super::output::{count, one_line, stream_answer, Answer, Spinner, Terminal};
 use super::ChatArgs;
 
 /// Conversations `/list` shows.
@@ -242,6 +242,21 @@ impl Session<'_> {
 
     async fn send(&mut self, text: String) -> Result<(), Failure> {
         let terminal = self.terminal;
+        if self.service.in_flight() > 0 {
+            // A reply stopped with Ctrl-C is still being generated: let it be stored first,
+            // so that the model sees it in this message's context.
+            let mut spinner = Spinner::start(
+                terminal.stdout_tty && terminal.stderr_tty,
+                "saving the previous reply…",
+                terminal.err(),
+            );
+            let saved = interruptible(self.service.shutdown()).await;
+            spinner.stop();
+            if saved.is_none() {
+                terminal.note("stopped; nothing was sent");
+                return Ok(());
+            }
+        }
         let mut request = SendRequest::new(self.user.clone(), text);
         match self.chat {
             Some(id) => request = request.in_chat(id),
@@ -403,8 +418,7 @@ impl Session<'_> {
             ));
         }
         let spinner_on = self.terminal.stdout_tty && self.terminal.stderr_tty;
-        let mut spinner =
-            super::output::Spinner::start(spinner_on, "making the persona…", self.terminal.err());
+        let mut spinner = Spinner::start(spinner_on, "making the persona…", self.terminal.err());
         let made = self
             .service
             .create_persona(SendRequest::new(self.user.clone(), description))
@@ -549,6 +563,56 @@ impl Session<'_> {
     }
 }
 
+/// The slash commands, for Tab completion.
+const COMMANDS: [&str; 12] = [
+    "/new",
+    "/list",
+    "/open ",
+    "/rename ",
+    "/delete",
+    "/persona ",
+    "/system ",
+    "/export ",
+    "/usage",
+    "/help",
+    "/quit",
+    "/exit",
+];
+
+/// What the line editor adds to plain line reading: the styled prompt (rustyline draws
+/// it through a highlighter) and Tab completion of slash commands.
+struct ChatHelper;
+
+impl rustyline::Helper for ChatHelper {}
+impl rustyline::highlight::Highlighter for ChatHelper {}
+impl rustyline::validate::Validator for ChatHelper {}
+
+impl rustyline::hint::Hinter for ChatHelper {
+    type Hint = String;
+}
+
+impl rustyline::completion::Completer for ChatHelper {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let typed = line.get(..pos).unwrap_or_default();
+        if !typed.starts_with('/') || typed.contains(char::is_whitespace) {
+            return Ok((0, Vec::new()));
+        }
+        let matches = COMMANDS
+            .iter()
+            .filter(|command| command.starts_with(typed))
+            .map(|command| (*command).to_owned())
+            .collect();
+        Ok((0, matches))
+    }
+}
+
 /// What the line editor read.
 enum Read {
     Line(String),
@@ -574,8 +638,10 @@ impl LineEditor {
         let thread = std::thread::Builder::new()
             .name("line-editor".into())
             .spawn(move || {
-                let mut editor = match rustyline::DefaultEditor::new() {
-                    Ok(editor) => {
+                let editor = rustyline::Editor::<ChatHelper, rustyline::history::DefaultHistory>::new();
+                let mut editor = match editor {
+                    Ok(mut editor) => {
+                        editor.set_helper(Some(ChatHelper));
                         let _ = ready_tx.send(Ok(()));
                         editor
                     }
