@@ -572,7 +572,7 @@ mod terminal {
         say(&mut s, "/rename Terminal talk");
         s.expect("renamed to “Terminal talk”").unwrap();
         say(&mut s, "/list");
-        s.expect(Regex(r"1  Terminal talk\s+\S+ \S+\s+2 msgs"))
+        s.expect(Regex(r" 1  Terminal talk\s+\w{3} \d\d \d\d:\d\d\s+2 msgs"))
             .unwrap();
         say(&mut s, "/system Answer briefly.");
         s.expect("system prompt set").unwrap();
@@ -590,7 +590,7 @@ mod terminal {
         s.expect(Regex("new conversation [0-9a-f-]{36} with "))
             .unwrap();
         say(&mut s, "/list");
-        s.expect("2  Terminal talk").unwrap();
+        s.expect(" 2  Terminal talk").unwrap();
         say(&mut s, "/open 2");
         s.expect("chat ").unwrap();
         s.expect("4 messages").unwrap();
@@ -617,7 +617,7 @@ mod terminal {
         say(&mut s, "second");
         s.expect("error: rate limit exceeded").unwrap();
         say(&mut s, "/list");
-        s.expect("1  first").unwrap();
+        s.expect(" 1  first").unwrap();
         leave(&mut s);
     }
 

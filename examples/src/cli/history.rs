@@ -120,20 +120,22 @@ pub fn print_list(
     numbered: bool,
 ) -> std::io::Result<()> {
     for (i, c) in conversations.iter().enumerate() {
-        let when = c.updated_at.format("%Y-%m-%d %H:%M");
         let messages = count(c.message_count, "msg");
         if numbered {
-            let title = one_line(&c.title, 40);
+            // Fits 100 columns with the whole id (for `--chat ID`).
+            let when = c.updated_at.format("%b %d %H:%M");
+            let title = one_line(&c.title, 32);
             writeln!(
                 out,
-                "{:>3}  {}  {}  {:>8}  {}",
-                paint.bold(&(i + 1).to_string()),
+                "{}  {}  {}  {:>7}  {}",
+                paint.bold(&format!("{:>2}", i + 1)),
                 title_padded(&title, paint),
                 paint.dim(&when.to_string()),
                 messages,
                 paint.dim(&c.id.to_string()),
             )?;
         } else {
+            let when = c.updated_at.format("%Y-%m-%d %H:%M");
             let title = one_line(&c.title, 80);
             writeln!(
                 out,
@@ -153,7 +155,7 @@ fn title_padded(title: &str, paint: Paint) -> String {
     format!(
         "{}{}",
         paint.bold(title),
-        " ".repeat(40usize.saturating_sub(width))
+        " ".repeat(32usize.saturating_sub(width))
     )
 }
 
