@@ -526,11 +526,16 @@ mod terminal {
     use super::*;
 
     /// The prompt, as the line editor draws it.
-    const PROMPT: &str = "you › ";
+    const PROMPT: &str = "you ›";
 
     /// A chat session in a pseudo-terminal, in `dir`.
     fn spawn(dir: &Path, args: &[&str], env: &[(&str, String)]) -> expectrl::session::OsSession {
-        let mut all = vec!["--color", "never"];
+        // Plain text to match, unless the test is about colours.
+        let mut all = if args.contains(&"--color") {
+            vec![]
+        } else {
+            vec!["--color", "never"]
+        };
         all.extend_from_slice(args);
         let mut command = command("cli", dir, &all, env);
         command.env("TERM", "xterm");
@@ -609,6 +614,29 @@ mod terminal {
     }
 
     #[test]
+    fn colours_are_on_in_a_terminal_unless_no_color_is_set() {
+        let dir = Scratch::new("repl-colours");
+        let mut s = spawn(dir.path(), &["--color", "auto"], &[]);
+        s.expect("\x1b[1mbedrock-chat\x1b[0m").unwrap();
+        say(&mut s, "/frobnicate");
+        s.expect("\x1b[31merror:\x1b[0m unknown command").unwrap();
+        leave(&mut s);
+
+        let no_color = [("NO_COLOR", "1".to_owned())];
+        let mut s = spawn(dir.path(), &["--color", "auto"], &no_color);
+        let banner = s.expect("you › ").unwrap();
+        let shown = String::from_utf8_lossy(banner.before()).into_owned();
+        assert!(shown.contains("bedrock-chat · model offline"), "{shown:?}");
+        assert!(
+            !shown.contains("\x1b[1m"),
+            "no bold with NO_COLOR: {shown:?}"
+        );
+        s.send_line("/frobnicate").unwrap();
+        s.expect("\nerror: unknown command").unwrap();
+        leave(&mut s);
+    }
+
+    #[test]
     fn a_refused_send_is_shown_and_the_chat_goes_on() {
         let dir = Scratch::new("repl-limited");
         let mut s = spawn(dir.path(), &["--rate-limit", "1/min"], &[]);
@@ -632,7 +660,8 @@ mod terminal {
         fake.push_reply(
             FakeReply::text("")
                 .with_deltas(pieces)
-                .with_delta_delay(Duration::from_millis(150)),
+                .with_delta_delay(Duration::from_millis(150))
+                .with_time_to_first_token(Duration::from_millis(1000)),
         );
         let env = super::fake_bedrock::aws_env(&fake);
         let dir = Scratch::new("repl-ctrl-c");
@@ -641,6 +670,7 @@ mod terminal {
         tokio::task::spawn_blocking(move || {
             let mut s = spawn(&path, &["--model", "bedrock:amazon.nova-micro-v1:0"], &env);
             say(&mut s, "tell me a long story");
+            s.expect("thinking…").unwrap();
             s.expect("piece2 ").unwrap();
             s.send(ControlCode::EndOfText).unwrap();
             let stopped = s.expect("stopped; the whole reply is still saved").unwrap();

@@ -276,9 +276,6 @@ async fn run(cli: Cli, terminal: &Terminal) -> Result<(), Failure> {
     };
     // A streamed reply still being generated (an answer stopped with Ctrl-C) is stored
     // before the process exits.
-    if service.in_flight() > 0 {
-        terminal.note("saving the reply still being generated…");
-    }
     service.shutdown().await;
     result
 }

@@ -106,6 +106,10 @@ pub async fn run(
         }
     }
     editor.close();
+    if service.in_flight() > 0 {
+        // The caller waits for it (`ChatService::shutdown`) before the process exits.
+        terminal.note("saving the reply still being generated…");
+    }
     Ok(())
 }
 
