@@ -5,7 +5,8 @@ Usage: deploy_check.py SERVER_HELP LAMBDA_HELP OUT_DIR
 - Every BEDROCK_CHAT_* variable the Dockerfile and deploy/compose.yaml set is one the
   server's --help lists; every one the SAM template sets, one the Lambda function's lists.
 - The template's DynamoDB tables have the key schema, index and TTL attribute that
-  bedrock-chat-store and bedrock-chat-ratelimit use (read from their sources).
+  bedrock-chat-store and bedrock-chat-ratelimit use (read from their sources), and the
+  function's role grants each table exactly the DynamoDB actions that crate's code calls.
 - Writes OUT_DIR/image.env (the Dockerfile's runtime ENV, NAME=VALUE a line) and
   OUT_DIR/healthcheck.argv (its HEALTHCHECK command, one argument a line) for the entry
   command test.
@@ -107,6 +108,57 @@ def check_table(name, table, keys, types, index, ttl):
         fail(f"template {name}: TTL {spec}, the code expires items by {ttl}")
 
 
+# What each DynamoDB SDK call or transaction item needs in IAM. CreateTable and
+# UpdateTimeToLive are left out on purpose: the template makes the tables, and the function
+# only describes them (from_url creates a table only when it is missing).
+SDK_ACTIONS = {
+    r"\.describe_table\(\)": "dynamodb:DescribeTable",
+    r"\.get_item\(\)": "dynamodb:GetItem",
+    r"\.batch_get_item\(\)": "dynamodb:BatchGetItem",
+    r"\.transact_get_items\(\)": "dynamodb:GetItem",
+    r"\.query\(\)": "dynamodb:Query",
+    r"\.scan\(\)": "dynamodb:Scan",
+    r"\.put_item\(\)": "dynamodb:PutItem",
+    r"\.update_item\(\)": "dynamodb:UpdateItem",
+    r"\.delete_item\(\)": "dynamodb:DeleteItem",
+    r"\.batch_write_item\(\)": "dynamodb:BatchWriteItem",
+    r"\bPut::builder\(\)": "dynamodb:PutItem",
+    r"\bPutRequest::builder\(\)": "dynamodb:PutItem",
+    r"\bUpdate::builder\(\)": "dynamodb:UpdateItem",
+    r"\bDelete::builder\(\)": "dynamodb:DeleteItem",
+    r"\bDeleteRequest::builder\(\)": "dynamodb:DeleteItem",
+    r"\bConditionCheck::builder\(\)": "dynamodb:ConditionCheckItem",
+}
+
+
+def needed_actions(directory):
+    """The IAM actions the DynamoDB code under `directory` calls for."""
+    actions = set()
+    for path in sorted((ROOT / directory).rglob("*.rs")):
+        text = path.read_text()
+        for pattern, action in SDK_ACTIONS.items():
+            if re.search(pattern, text):
+                actions.add(action)
+    return actions
+
+
+def check_policy(resources):
+    """The role grants each table exactly the actions its crate's code calls for."""
+    statements = {}
+    for policy in resources["FunctionRole"]["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            statements[statement.get("Sid")] = set(statement["Action"])
+    for sid, directory in (
+        ("History", "bedrock-chat-store/src/dynamodb"),
+        ("RateLimits", "bedrock-chat-ratelimit/src/dynamodb"),
+    ):
+        needed, granted = needed_actions(directory), statements.get(sid, set())
+        if needed - granted:
+            fail(f"template FunctionRole {sid}: {directory} also calls {sorted(needed - granted)}")
+        if granted - needed:
+            fail(f"template FunctionRole {sid}: grants {sorted(granted - needed)}, which {directory} never calls")
+
+
 def main(server_help, lambda_help, out_dir):
     server_vars, lambda_vars = documented(server_help), documented(lambda_help)
     if not server_vars or not lambda_vars:
@@ -163,6 +215,8 @@ def main(server_help, lambda_help, out_dir):
         [],
         rust_const(limiter, "EXPIRES"),
     )
+
+    check_policy(resources)
 
     out = Path(out_dir)
     (out / "image.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
