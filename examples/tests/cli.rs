@@ -587,6 +587,11 @@ mod terminal {
         s.expect("I can see 2 earlier messages").unwrap();
         say(&mut s, "/export markdown");
         s.expect("# Terminal talk").unwrap();
+        let file = dir.path().join("talk.json");
+        say(&mut s, &format!("/export json {}", file.display()));
+        s.expect("wrote ").unwrap();
+        say(&mut s, "/export json /no-such-dir/talk.json");
+        s.expect("error: /no-such-dir/talk.json: ").unwrap();
         say(&mut s, "/usage");
         s.expect(Regex(r"all time\s+\d+ tokens")).unwrap();
         s.expect("1 conversation, 4 messages").unwrap();
@@ -607,6 +612,9 @@ mod terminal {
         s.expect("/export json|markdown").unwrap();
         leave(&mut s);
 
+        let export: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(export["conversation"]["title"], "Terminal talk");
+        assert_eq!(export["messages"].as_array().unwrap().len(), 4);
         let ids = chat_ids(dir.path(), "tester");
         assert_eq!(ids.len(), 1, "the persona's conversation is left: {ids:?}");
         let history = std::fs::read_to_string(dir.path().join(".bedrock_chat_history")).unwrap();
@@ -647,6 +655,36 @@ mod terminal {
         say(&mut s, "/list");
         s.expect(" 1  first").unwrap();
         leave(&mut s);
+    }
+
+    #[cfg(feature = "fake-bedrock")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_that_breaks_off_is_an_error_and_the_chat_goes_on() {
+        use bedrock_chat_core::testkit::{FakeBedrock, Fault};
+
+        let fake = FakeBedrock::start().await.unwrap();
+        fake.push_fault(Fault::exception_after(
+            2,
+            "modelStreamErrorException",
+            "the model broke off",
+        ));
+        let env = super::fake_bedrock::aws_env(&fake);
+        let dir = Scratch::new("repl-broken");
+        let path = dir.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut s = spawn(&path, &["--model", "bedrock:amazon.nova-micro-v1:0"], &env);
+            say(&mut s, "one two three four five six");
+            s.expect("error: the model failed").unwrap();
+            s.expect("nothing was saved").unwrap();
+            // The fake answers the retry by echoing it.
+            say(&mut s, "once more");
+            s.expect(Regex("new conversation [0-9a-f-]{36}")).unwrap();
+            leave(&mut s);
+            let ids = chat_ids(&path, "tester");
+            assert_eq!(ids.len(), 1, "only the retry was stored");
+        })
+        .await
+        .unwrap();
     }
 
     #[cfg(feature = "fake-bedrock")]

@@ -299,7 +299,10 @@ impl Session<'_> {
                 self.chat = self.chat.or(chat_id);
                 terminal.note("stopped; the whole reply is still saved in this conversation");
             }
-            Answer::Failed { error, .. } => return Err(error.into()),
+            Answer::Failed { error, .. } => {
+                terminal.error(&error.to_string());
+                terminal.note("nothing was saved; send the message again to retry");
+            }
         }
         Ok(())
     }
@@ -491,8 +494,15 @@ impl Session<'_> {
             .map_err(|_| Failure::Usage("/export json|markdown [FILE]".into()))?;
         match words.next() {
             Some(path) => {
-                let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-                history::export(self.service, self.user, id, format, &mut file).await?;
+                // A file that cannot be written is reported; it does not end the chat as a
+                // broken terminal would.
+                let file_error = |e: std::io::Error| Failure::Usage(format!("{path}: {e}"));
+                let file = std::fs::File::create(path).map_err(file_error)?;
+                let mut file = std::io::BufWriter::new(file);
+                match history::export(self.service, self.user, id, format, &mut file).await {
+                    Err(Failure::Io(e)) => return Err(file_error(e)),
+                    result => result?,
+                }
                 self.terminal.note(&format!("wrote {path}"));
             }
             None => {
