@@ -97,19 +97,24 @@ async fn sqlite_and_memory_urls_start_the_service() {
 
 #[tokio::test]
 async fn unreachable_services_are_a_clear_startup_error() {
-    for (store, limiter, says) in [
+    // `unavailable`: the URL is well formed but nothing answers (the CLI exits 5 for it,
+    // 2 for a wrong setting).
+    for (store, limiter, says, unavailable) in [
         (
             "postgres://postgres@127.0.0.1:1/none",
             "memory",
             "--store postgres://",
+            true,
         ),
-        ("memory", "redis://127.0.0.1:1/", "--limiter redis://"),
-        ("memory", "sqlite:x.db", "--limiter sqlite:x.db"),
+        ("memory", "redis://127.0.0.1:1/", "--limiter redis://", true),
+        ("memory", "sqlite:x.db", "--limiter sqlite:x.db", false),
+        ("nosuch://x", "memory", "--store nosuch://x", false),
     ] {
         let config =
             ServerConfig::try_parse_from(["server", "--store", store, "--limiter", limiter])
                 .unwrap();
         let error = backends::service(&config.backends).await.unwrap_err();
         assert!(error.to_string().starts_with(says), "{error}");
+        assert_eq!(error.is_unavailable(), unavailable, "{error}");
     }
 }
