@@ -40,6 +40,9 @@ pub async fn run(
                 terminal.note("no conversations yet");
             } else {
                 print_list(&mut out, &page.items, terminal.out(), false)?;
+                if page.next_cursor.is_some() {
+                    terminal.note(&format!("more than {limit}: show more with --limit N"));
+                }
             }
         }
         HistoryCommand::Show { id } => {

@@ -19,7 +19,7 @@ pub mod repl;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bedrock_chat_core::{ChatId, ExportFormat, UserId};
+use bedrock_chat_core::{ChatId, ExportFormat, UserId, AUDIT_TARGET};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::backends;
@@ -252,8 +252,11 @@ pub async fn main() -> ExitCode {
     }
     let cli = Cli::parse_args();
     // Logs go to stderr, warnings only unless RUST_LOG says otherwise: stdout is the
-    // conversation.
-    telemetry::init_with_default(cli.backends.log_format, "warn");
+    // conversation. A failed model call is the error the user is shown already, so its
+    // audit event and the AWS SDK's warnings about where it looked for credentials are
+    // left out.
+    let filter = format!("warn,aws_config=error,{AUDIT_TARGET}=error");
+    telemetry::init_with_default(cli.backends.log_format, &filter);
     let terminal = Terminal::detect(cli.color);
     match run(cli, &terminal).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -321,6 +321,11 @@ impl Session<'_> {
         let mut out = std::io::stdout().lock();
         print_list(&mut out, &page.items, self.terminal.out(), true)?;
         out.flush()?;
+        if page.next_cursor.is_some() {
+            self.terminal.note(&format!(
+                "the latest {LIST_LIMIT}; `history list --limit N` lists more"
+            ));
+        }
         Ok(())
     }
 
