@@ -622,6 +622,21 @@ mod terminal {
     }
 
     #[test]
+    fn ask_on_a_terminal_streams_the_answer_and_says_how_to_continue() {
+        let dir = Scratch::new("ask-tty");
+        let mut s = spawn(dir.path(), &["ask", "hello from a tty"], &[]);
+        s.expect("answering: \"hello from a tty\"").unwrap();
+        s.expect(Regex("continue with --chat [0-9a-f-]{36}"))
+            .unwrap();
+        s.expect(expectrl::Eof).unwrap();
+        let status = s.get_process().wait().unwrap();
+        assert_eq!(
+            status,
+            expectrl::process::unix::WaitStatus::Exited(s.get_process().pid(), 0)
+        );
+    }
+
+    #[test]
     fn colours_are_on_in_a_terminal_unless_no_color_is_set() {
         let dir = Scratch::new("repl-colours");
         let mut s = spawn(dir.path(), &["--color", "auto"], &[]);
