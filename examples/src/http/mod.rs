@@ -20,14 +20,15 @@ pub mod openapi;
 pub mod personas;
 pub mod usage;
 pub mod views;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::Router;
 use bedrock_chat_core::{ChatService, Decision};
@@ -119,7 +120,8 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
     let timeout = settings.request_timeout;
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
-        .route("/", get(index))
+        .route("/", get(web::index))
+        .route("/assets/{*path}", get(web::asset))
         .route("/health", get(health::live))
         .route("/api/v1/health", get(health::ready))
         .route("/metrics", get(metrics::render))
@@ -218,8 +220,4 @@ async fn method_not_allowed() -> ApiError {
         "Method not allowed",
         "this endpoint does not answer that method",
     )
-}
-
-async fn index(State(_): State<AppState>) -> Html<&'static str> {
-    Html(include_str!("index.html"))
 }

@@ -1,0 +1,223 @@
+//! What the tests that run the example programs share: the program binaries next to the
+//! test's own, scratch directories under `target/tmp`, and a running server process that
+//! is killed when dropped. Each test file uses a part of it.
+#![allow(dead_code, unreachable_pub)]
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to print its `listening on` line.
+pub(crate) const STARTUP: Duration = Duration::from_secs(60);
+/// How long a process may take to exit by itself (bad configuration, `--help`).
+pub(crate) const EXIT: Duration = Duration::from_secs(60);
+/// The server binary next to this test's own: `target/<profile>/deps/process-HASH` →
+/// `target/<profile>/examples/server`.
+pub(crate) fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("{} is not in target/<profile>/deps", exe.display()));
+    let binary = profile
+        .join("examples")
+        .join(format!("server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.is_file(),
+        "the server binary is missing at {}: build it with `cargo build -p \
+         bedrock-chat-examples --example server` (plain `cargo test` builds the examples; a \
+         run filtered to one test file does not)",
+        binary.display()
+    );
+    binary
+}
+
+/// A directory under `target/tmp` for one test, removed when dropped.
+pub(crate) struct Scratch(PathBuf);
+
+impl Scratch {
+    pub(crate) fn new(kind: &str) -> Self {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("process-{kind}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The server command, run in `dir`, with none of this process's `BEDROCK_CHAT_*`,
+/// `BEDROCK_MODEL_ID`, `AWS_*` or `RUST_LOG` variables: only `args` and `env` configure it.
+pub(crate) fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(server_binary());
+    command.args(args).current_dir(dir).stdin(Stdio::null());
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("BEDROCK_CHAT_")
+            || text.starts_with("AWS_")
+            || text == "BEDROCK_MODEL_ID"
+            || text == "RUST_LOG"
+        {
+            command.env_remove(&name);
+        }
+    }
+    command.envs(env.iter().copied());
+    command
+}
+
+/// Runs the server to its exit; its status, stdout and stderr.
+pub(crate) fn run_to_exit(dir: &Path, args: &[&str]) -> (ExitStatus, String, String) {
+    let child = command(dir, args, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let Ok(output) = rx.recv_timeout(EXIT) else {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        panic!("the server with {args:?} was still running after {EXIT:?}");
+    };
+    let output = output.unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A running server process; killed when dropped.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts the server in `dir` on a free loopback port, with `args` and `env`, and
+    /// waits for its `listening on http://HOST:PORT` line.
+    pub(crate) async fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut all = vec!["--bind", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut child = command(dir, &all, env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&log);
+        let stderr_reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = first_tx.send(lines.next().and_then(Result::ok));
+            // Keep the pipe drained for as long as the process writes to it.
+            lines.for_each(drop);
+        });
+        let mut server = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stderr: log,
+            stderr_reader: Some(stderr_reader),
+        };
+        let line = match tokio::time::timeout(STARTUP, first_rx).await {
+            Ok(Ok(Some(line))) => line,
+            Ok(_) => {
+                let status = server.child.wait();
+                panic!(
+                    "the server ({all:?}) exited before saying where it listens: {status:?}\n{}",
+                    server.log()
+                );
+            }
+            Err(_) => panic!(
+                "the server ({all:?}) printed no line within {STARTUP:?}\n{}",
+                server.log()
+            ),
+        };
+        server.addr = line
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("the first line is not `listening on http://…`: {line:?}"))
+            .parse()
+            .unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        server
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// What the process wrote to stderr so far (all of it once it has exited).
+    pub(crate) fn log(&mut self) -> String {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            if let Some(reader) = self.stderr_reader.take() {
+                let _ = reader.join();
+            }
+        }
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM, as a service manager stops a service.
+    pub(crate) fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM {}: {status}", self.child.id());
+    }
+
+    /// Waits for the process to exit by itself, at most `limit`.
+    pub(crate) async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("the server did not exit within {limit:?}\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, then a clean exit (code 0).
+    pub(crate) async fn stop(&mut self) {
+        self.terminate();
+        let status = self.wait_exit(Duration::from_secs(30)).await;
+        assert_eq!(status.code(), Some(0), "{status}\n{}", self.log());
+    }
+}
