@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod backend;
 #[cfg(feature = "bedrock")]
 pub mod bedrock;
 pub mod clock;

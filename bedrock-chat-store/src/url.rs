@@ -18,6 +18,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use bedrock_chat_core::backend::error_chain;
+pub use bedrock_chat_core::backend::url::UrlPart;
+use bedrock_chat_core::backend::url::{self as parts, InvalidUrl};
 use bedrock_chat_core::{HistoryStore, StoreError};
 
 use crate::InMemoryHistoryStore;
@@ -104,37 +107,6 @@ impl fmt::Debug for StoreUrl {
     }
 }
 
-/// Which part of a backend URL is wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum UrlPart {
-    /// The scheme (`postgres`, `redis`, ...), or its absence.
-    Scheme,
-    /// A SQLite URL's file path.
-    Path,
-    /// A server URL's host (what follows `://`).
-    Host,
-    /// A DynamoDB URL's table name.
-    Table,
-    /// The query string as a whole.
-    Query,
-    /// One query parameter, by name.
-    Parameter(String),
-}
-
-impl fmt::Display for UrlPart {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Scheme => f.write_str("scheme"),
-            Self::Path => f.write_str("path"),
-            Self::Host => f.write_str("host"),
-            Self::Table => f.write_str("table name"),
-            Self::Query => f.write_str("query"),
-            Self::Parameter(name) => write!(f, "query parameter `{name}`"),
-        }
-    }
-}
-
 /// Why [`from_url`] or [`StoreUrl`] refused a URL, or could not connect to what it named.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -166,7 +138,10 @@ pub enum StoreUrlError {
     },
     /// The URL is well formed but connecting (or migrating, or creating the table)
     /// failed. The message includes the causes, so a host can print it as it is.
-    #[error("could not connect the {backend} history store: {}", chain(error))]
+    #[error(
+        "could not connect the {backend} history store: {}",
+        error_chain(error)
+    )]
     Connect {
         /// The backend the URL names.
         backend: &'static str,
@@ -180,29 +155,15 @@ impl StoreUrlError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Connect { error, .. } if error.is_retryable())
     }
-
-    fn invalid(part: UrlPart, reason: impl Into<String>) -> Self {
-        Self::Invalid {
-            part,
-            reason: reason.into(),
-        }
-    }
 }
 
-/// `error` and its causes, `: `-separated.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        // Transparent wrappers repeat their inner message.
-        if !text.ends_with(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
+impl From<InvalidUrl> for StoreUrlError {
+    fn from(error: InvalidUrl) -> Self {
+        Self::Invalid {
+            part: error.part,
+            reason: error.reason,
         }
-        source = cause.source();
     }
-    text
 }
 
 impl StoreUrl {
@@ -213,83 +174,51 @@ impl StoreUrl {
     /// [`StoreUrlError::UnknownScheme`] for a scheme that names no backend;
     /// [`StoreUrlError::Invalid`] naming the malformed part.
     pub fn parse(url: &str) -> Result<Self, StoreUrlError> {
-        let url = url.trim();
-        if url.is_empty() {
-            return Err(StoreUrlError::invalid(UrlPart::Scheme, "the URL is empty"));
-        }
-        let (scheme, rest) = url.split_once(':').unwrap_or((url, ""));
-        let scheme = scheme.to_ascii_lowercase();
+        let (scheme, rest) = parts::split_scheme(url)?;
         match scheme.as_str() {
-            "memory" if rest.is_empty() || rest == "//" => Ok(Self::Memory),
-            "memory" => Err(StoreUrlError::invalid(
-                UrlPart::Path,
-                "`memory` takes nothing after it",
-            )),
+            "memory" => {
+                parts::check_memory(rest)?;
+                Ok(Self::Memory)
+            }
             "sqlite" => {
                 let path = rest.strip_prefix("//").unwrap_or(rest);
                 let path = path.split_once('?').map_or(path, |(path, _)| path);
                 if path.is_empty() {
-                    return Err(StoreUrlError::invalid(
+                    return Err(InvalidUrl::new(
                         UrlPart::Path,
                         "give a file (`sqlite:chats.db`) or `sqlite::memory:`",
-                    ));
+                    )
+                    .into());
                 }
                 Ok(Self::Sqlite {
                     url: format!("sqlite:{rest}"),
                 })
             }
             "postgres" | "postgresql" => {
-                let host = server_part(rest)?;
-                if host.is_empty() {
-                    return Err(StoreUrlError::invalid(
+                if parts::server_authority(rest)?.is_empty() {
+                    return Err(InvalidUrl::new(
                         UrlPart::Host,
                         "give the server: postgres://USER@HOST/DATABASE",
-                    ));
+                    )
+                    .into());
                 }
                 Ok(Self::Postgres {
                     url: format!("{scheme}:{rest}"),
                 })
             }
             "redis" | "rediss" => {
-                let host = server_part(rest)?;
-                if host.is_empty() {
-                    return Err(StoreUrlError::invalid(
-                        UrlPart::Host,
-                        "give the server: redis://HOST:PORT/DB",
-                    ));
-                }
-                let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
-                let mut prefix = None;
-                let mut kept = Vec::new();
-                for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-                    let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
-                    if name == "prefix" {
-                        let value = parameter(&mut prefix, name, raw)?;
-                        if value.is_empty() {
-                            return Err(StoreUrlError::invalid(
-                                UrlPart::Parameter(name.into()),
-                                "must not be empty",
-                            ));
-                        }
-                        prefix = Some(value);
-                    } else {
-                        // The redis crate's own parameters (`protocol`, `insecure`, ...).
-                        kept.push(pair);
-                    }
-                }
-                let mut url = format!("{scheme}:{base}");
-                if !kept.is_empty() {
-                    url.push('?');
-                    url.push_str(&kept.join("&"));
-                }
-                Ok(Self::Redis { url, prefix })
+                let redis = parts::parse_redis(&scheme, rest)?;
+                Ok(Self::Redis {
+                    url: redis.url,
+                    prefix: redis.prefix,
+                })
             }
             "dynamodb" => {
-                let (table, endpoint, region) = parse_dynamodb(rest)?;
+                let dynamodb = parts::parse_dynamodb(rest)?;
                 Ok(Self::DynamoDb {
-                    table,
-                    endpoint,
-                    region,
+                    table: dynamodb.table,
+                    endpoint: dynamodb.endpoint,
+                    region: dynamodb.region,
                 })
             }
             _ => Err(StoreUrlError::UnknownScheme { scheme }),
@@ -414,213 +343,30 @@ pub async fn from_url(url: &str) -> Result<Arc<dyn HistoryStore>, StoreUrlError>
     StoreUrl::parse(url)?.connect().await
 }
 
-/// What follows `//` up to the path or query: the authority of a server URL.
-fn server_part(rest: &str) -> Result<&str, StoreUrlError> {
-    let Some(after) = rest.strip_prefix("//") else {
-        return Err(StoreUrlError::invalid(
-            UrlPart::Scheme,
-            "a server URL needs `://` after the scheme",
-        ));
-    };
-    Ok(after.split(['/', '?']).next().unwrap_or_default())
-}
-
-/// `name=value` pairs of a query string, values still percent-encoded.
-fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-}
-
-/// Decodes a parameter seen for the first time.
-fn parameter(seen: &mut Option<String>, name: &str, raw: &str) -> Result<String, StoreUrlError> {
-    if seen.is_some() {
-        return Err(StoreUrlError::invalid(
-            UrlPart::Parameter(name.into()),
-            "given more than once",
-        ));
-    }
-    percent_decode(raw).ok_or_else(|| {
-        StoreUrlError::invalid(
-            UrlPart::Parameter(name.into()),
-            "bad percent-encoding (`%` must be followed by two hex digits, giving UTF-8)",
-        )
-    })
-}
-
-/// `%XX`-decodes `raw`; `None` when an escape is malformed or the bytes are not UTF-8.
-fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// `//TABLE?endpoint=URL&region=REGION` into its parts.
-fn parse_dynamodb(rest: &str) -> Result<(String, Option<String>, Option<String>), StoreUrlError> {
-    let Some(after) = rest.strip_prefix("//") else {
-        return Err(StoreUrlError::invalid(
-            UrlPart::Scheme,
-            "write dynamodb://TABLE",
-        ));
-    };
-    let (table, query) = after.split_once('?').unwrap_or((after, ""));
-    check_table_name(table)?;
-    let (mut endpoint, mut region) = (None, None);
-    for (name, raw) in query_pairs(query) {
-        match name {
-            "endpoint" => {
-                let value = parameter(&mut endpoint, name, raw)?;
-                let host = value
-                    .strip_prefix("http://")
-                    .or_else(|| value.strip_prefix("https://"))
-                    .ok_or_else(|| {
-                        StoreUrlError::invalid(
-                            UrlPart::Parameter(name.into()),
-                            format!("`{value}` is not an http:// or https:// URL"),
-                        )
-                    })?;
-                if host.split(['/', '?']).next().unwrap_or_default().is_empty() {
-                    return Err(StoreUrlError::invalid(
-                        UrlPart::Parameter(name.into()),
-                        format!("`{value}` has no host"),
-                    ));
-                }
-                endpoint = Some(value);
-            }
-            "region" => {
-                let value = parameter(&mut region, name, raw)?;
-                let valid = !value.is_empty()
-                    && value
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-                if !valid {
-                    return Err(StoreUrlError::invalid(
-                        UrlPart::Parameter(name.into()),
-                        format!("`{value}` is not an AWS region (like eu-west-1)"),
-                    ));
-                }
-                region = Some(value);
-            }
-            other => {
-                return Err(StoreUrlError::invalid(
-                    UrlPart::Parameter(other.into()),
-                    "unknown parameter; expected endpoint or region",
-                ))
-            }
-        }
-    }
-    Ok((table.to_owned(), endpoint, region))
-}
-
-/// DynamoDB's rule: 3 to 255 of `a-z A-Z 0-9 _ - .`.
-fn check_table_name(table: &str) -> Result<(), StoreUrlError> {
-    if table.is_empty() {
-        return Err(StoreUrlError::invalid(
-            UrlPart::Table,
-            "missing: write dynamodb://TABLE",
-        ));
-    }
-    if !(3..=255).contains(&table.len()) {
-        return Err(StoreUrlError::invalid(
-            UrlPart::Table,
-            format!("`{table}` must be 3 to 255 characters long"),
-        ));
-    }
-    if let Some(c) = table
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-    {
-        return Err(StoreUrlError::invalid(
-            UrlPart::Table,
-            format!("`{table}` contains `{c}`; allowed are letters, digits, `_`, `-` and `.`"),
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(feature = "dynamodb")]
 mod dynamodb {
     use std::sync::Arc;
-    use std::time::Duration;
 
-    use aws_sdk_dynamodb::types::TableStatus;
-    use aws_sdk_dynamodb::Client;
+    use bedrock_chat_core::backend::dynamodb::{client, ensure_table};
     use bedrock_chat_core::{HistoryStore, StoreError};
 
     use crate::{DynamoDbConfig, DynamoDbHistoryStore};
 
-    /// How long a new table may take to become `ACTIVE`.
-    const ACTIVE_WITHIN: Duration = Duration::from_secs(120);
-
+    /// A store over `table`, created when missing.
     pub(super) async fn connect(
         table: &str,
         endpoint: Option<&str>,
         region: Option<&str>,
     ) -> Result<Arc<dyn HistoryStore>, StoreError> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = region {
-            loader = loader.region(aws_config::Region::new(region.to_owned()));
-        }
-        if let Some(endpoint) = endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let client = Client::new(&loader.load().await);
-        // Describe first, so a server whose role may not create tables starts against
-        // one that exists.
-        if table_status(&client, table).await.is_none() {
-            DynamoDbHistoryStore::create_table(&client, table).await?;
-            wait_active(&client, table).await?;
-        }
+        let client = client(endpoint, region).await;
+        ensure_table(&client, table, || {
+            DynamoDbHistoryStore::create_table(&client, table)
+        })
+        .await?;
         Ok(Arc::new(DynamoDbHistoryStore::new(
             client,
             DynamoDbConfig::new(table),
         )))
-    }
-
-    /// The table's status, `None` when it cannot be described (missing, or DynamoDB
-    /// does not answer: creating it then reports why).
-    async fn table_status(client: &Client, table: &str) -> Option<TableStatus> {
-        let output = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .ok()?;
-        output.table()?.table_status().cloned()
-    }
-
-    /// Real DynamoDB creates tables in the background.
-    async fn wait_active(client: &Client, table: &str) -> Result<(), StoreError> {
-        let deadline = tokio::time::Instant::now() + ACTIVE_WITHIN;
-        loop {
-            match table_status(client, table).await {
-                Some(TableStatus::Active) => return Ok(()),
-                _ if tokio::time::Instant::now() >= deadline => {
-                    return Err(StoreError::Unavailable {
-                        backend: "dynamodb",
-                        source: format!(
-                            "table {table} did not become ACTIVE within {}s",
-                            ACTIVE_WITHIN.as_secs()
-                        )
-                        .into(),
-                    })
-                }
-                _ => tokio::time::sleep(Duration::from_millis(500)).await,
-            }
-        }
     }
 }
 

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Get, TransactGetItem, TransactWriteItem, Update};
+use bedrock_chat_core::backend::dynamodb::{cancellation, is_throttling_code, Cancelled};
 use bedrock_chat_core::limiter::{validate_key, Window};
 use bedrock_chat_core::{Decision, Quota, RateLimitError};
 
@@ -160,7 +160,7 @@ impl DynamoDbRateLimiter {
             {
                 Ok(Outcome::Retry)
             }
-            Err(e) if is_throttling(e.code()) => Ok(Outcome::Retry),
+            Err(e) if e.code().is_some_and(is_throttling_code) => Ok(Outcome::Retry),
             Err(e) => Err(classify(e)),
         }
     }
@@ -178,31 +178,25 @@ impl DynamoDbRateLimiter {
             .await
         {
             Ok(_) => Ok(Outcome::Done(())),
-            Err(SdkError::ServiceError(e)) if !e.raw().status().is_server_error() => {
-                match e.into_err() {
-                    TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                        let retry = cancelled.cancellation_reasons().iter().all(|reason| {
-                            matches!(
-                                reason.code(),
-                                None | Some(
-                                    "None" | "ConditionalCheckFailed" | "TransactionConflict"
-                                )
-                            ) || is_throttling(reason.code())
-                        });
-                        if retry {
-                            Ok(Outcome::Retry)
-                        } else {
-                            Err(backend(cancelled))
-                        }
-                    }
-                    TransactWriteItemsError::TransactionInProgressException(_) => {
-                        Ok(Outcome::Retry)
-                    }
-                    other if is_throttling(other.code()) => Ok(Outcome::Retry),
-                    other => Err(backend(other)),
+            // Every count is conditioned on the one read: a failed condition means another
+            // decision came first, as a conflict or throttling does; all mean read again.
+            Err(e) => match cancellation(&e) {
+                Some(Cancelled::Conditions(_) | Cancelled::Transient) => Ok(Outcome::Retry),
+                Some(Cancelled::Other) => Err(backend(e)),
+                None if e
+                    .raw_response()
+                    .is_some_and(|r| r.status().is_server_error()) =>
+                {
+                    Err(classify(e))
                 }
-            }
-            Err(e) => Err(classify(e)),
+                None if e.code().is_some_and(|code| {
+                    code == "TransactionInProgressException" || is_throttling_code(code)
+                }) =>
+                {
+                    Ok(Outcome::Retry)
+                }
+                None => Err(classify(e)),
+            },
         }
     }
 }
@@ -240,19 +234,6 @@ fn conditional_set(
 fn expires_at(quota: &Quota, now_ms: i64, window: Window) -> AttributeValue {
     let end_ms = now_ms.saturating_add_unsigned(window.millis_to_reset + quota.window_millis());
     AttributeValue::N(end_ms.div_euclid(1000).to_string())
-}
-
-fn is_throttling(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        Some(
-            "ThrottlingError"
-                | "ThrottlingException"
-                | "ProvisionedThroughputExceeded"
-                | "ProvisionedThroughputExceededException"
-                | "RequestLimitExceeded"
-        )
-    )
 }
 
 /// A jittered pause before attempt `attempt` (1 or more): up to 1, 2, 4 ... 32 ms, so

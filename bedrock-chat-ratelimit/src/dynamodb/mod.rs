@@ -39,10 +39,12 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeValue, BillingMode, KeyType, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType,
 };
 use aws_sdk_dynamodb::Client;
+use bedrock_chat_core::backend::dynamodb::{self, attribute, is_transient_code};
+use bedrock_chat_core::backend::BackendError;
 use bedrock_chat_core::limiter::{validate_key, Window};
 use bedrock_chat_core::{Clock, Decision, Quota, RateLimitError, RateLimiter, SystemClock};
 
@@ -50,7 +52,7 @@ use crate::layered::{LayerScope, Layers, Mode};
 
 mod layered;
 
-const BACKEND: &str = "dynamodb";
+const BACKEND: &str = dynamodb::BACKEND;
 const PK: &str = "pk";
 const SK: &str = "window";
 const COUNT: &str = "count";
@@ -134,48 +136,15 @@ impl DynamoDbRateLimiter {
     /// [`RateLimitError::Unavailable`] when DynamoDB cannot be reached;
     /// [`RateLimitError::Backend`] when it refuses.
     pub async fn create_table(client: &Client, table: &str) -> Result<(), RateLimitError> {
-        let attribute = |name: &str, kind| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(kind)
-                .build()
-                .map_err(backend)
-        };
-        let key = |name: &str, kind| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .map_err(backend)
-        };
-        let created = client
+        let request = client
             .create_table()
             .table_name(table)
-            .attribute_definitions(attribute(PK, ScalarAttributeType::S)?)
-            .attribute_definitions(attribute(SK, ScalarAttributeType::N)?)
-            .key_schema(key(PK, KeyType::Hash)?)
-            .key_schema(key(SK, KeyType::Range)?)
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(e) if e.code() == Some("ResourceInUseException") => return Ok(()),
-            Err(e) => return Err(classify(e)),
-        }
-        let ttl = TimeToLiveSpecification::builder()
-            .enabled(true)
-            .attribute_name(EXPIRES)
-            .build()
-            .map_err(backend)?;
-        client
-            .update_time_to_live()
-            .table_name(table)
-            .time_to_live_specification(ttl)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+            .attribute_definitions(attribute(PK, ScalarAttributeType::S).map_err(backend)?)
+            .attribute_definitions(attribute(SK, ScalarAttributeType::N).map_err(backend)?)
+            .key_schema(dynamodb::key(PK, KeyType::Hash).map_err(backend)?)
+            .key_schema(dynamodb::key(SK, KeyType::Range).map_err(backend)?)
+            .billing_mode(BillingMode::PayPerRequest);
+        dynamodb::create_table(client, request, EXPIRES).await
     }
 
     fn item_key(&self, key: &str, window: Window) -> HashMap<String, AttributeValue> {
@@ -249,8 +218,9 @@ impl DynamoDbRateLimiter {
                     UpdateItemError::ConditionalCheckFailedException(failed) => {
                         Ok(Err(failed.item().map(|item| count_of(Some(item)))))
                     }
-                    other => Err(unavailable_or_backend(
-                        other.code().map(str::to_owned),
+                    other => Err(RateLimitError::classified(
+                        BACKEND,
+                        other.code().is_some_and(is_transient_code),
                         Box::new(other),
                     )),
                 }
@@ -273,65 +243,17 @@ fn count_of(item: Option<&HashMap<String, AttributeValue>>) -> u64 {
 }
 
 fn backend(error: impl std::error::Error + Send + Sync + 'static) -> RateLimitError {
-    RateLimitError::Backend {
-        backend: BACKEND,
-        source: Box::new(error),
-    }
+    RateLimitError::failed(BACKEND, Box::new(error))
 }
 
-/// Error codes after which a retry may succeed.
-fn is_transient(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        Some(
-            "ProvisionedThroughputExceededException"
-                | "ThrottlingException"
-                | "RequestLimitExceeded"
-                | "InternalServerError"
-                | "ServiceUnavailable"
-        )
-    )
-}
-
-fn unavailable_or_backend(
-    code: Option<String>,
-    source: bedrock_chat_core::error::BoxError,
-) -> RateLimitError {
-    if is_transient(code.as_deref()) {
-        RateLimitError::Unavailable {
-            backend: BACKEND,
-            source,
-        }
-    } else {
-        RateLimitError::Backend {
-            backend: BACKEND,
-            source,
-        }
-    }
-}
-
-/// Maps the SDK's errors to [`RateLimitError`]: no answer (dispatch, timeout, a broken
-/// response), any 5xx, or throttling is `Unavailable`; the rest `Backend`.
+/// Maps the SDK's errors to [`RateLimitError`] by the rules both DynamoDB backends share:
+/// no answer (dispatch, timeout, a broken response), any 5xx, throttling or a transaction
+/// conflict is `Unavailable`; the rest `Backend`.
 fn classify<E>(error: SdkError<E, HttpResponse>) -> RateLimitError
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
-    match error {
-        SdkError::ServiceError(ref e) if e.raw().status().is_server_error() => {
-            RateLimitError::Unavailable {
-                backend: BACKEND,
-                source: Box::new(error),
-            }
-        }
-        SdkError::ServiceError(_) => {
-            let code = error.code().map(str::to_owned);
-            unavailable_or_backend(code, Box::new(error))
-        }
-        other => RateLimitError::Unavailable {
-            backend: BACKEND,
-            source: Box::new(other),
-        },
-    }
+    dynamodb::classify(error)
 }
 
 #[async_trait]

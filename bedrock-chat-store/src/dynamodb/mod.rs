@@ -69,17 +69,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, LocalSecondaryIndex, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    BillingMode, KeyType, LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType,
 };
 use aws_sdk_dynamodb::Client;
+use bedrock_chat_core::backend::dynamodb::{self, attribute};
 use bedrock_chat_core::{Clock, StoreError, SystemClock};
 
-use error::{build_error, classify};
+use error::build_error;
 use queue::AppendQueues;
 use retry::RetryPolicy;
 
-const BACKEND: &str = "dynamodb";
+const BACKEND: &str = dynamodb::BACKEND;
 
 /// Settings of a [`DynamoDbHistoryStore`].
 #[derive(Clone, Debug)]
@@ -189,20 +189,8 @@ impl DynamoDbHistoryStore {
     /// [`StoreError::Unavailable`] when DynamoDB cannot be reached;
     /// [`StoreError::Backend`] when it refuses.
     pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
-        let string = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(build_error)
-        };
-        let key = |name: &str, kind| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .map_err(build_error)
-        };
+        let string = |name: &str| attribute(name, ScalarAttributeType::S).map_err(build_error);
+        let key = |name: &str, kind| dynamodb::key(name, kind).map_err(build_error);
         let by_updated = LocalSecondaryIndex::builder()
             .index_name(items::BY_UPDATED)
             .key_schema(key(items::PK, KeyType::Hash)?)
@@ -214,7 +202,7 @@ impl DynamoDbHistoryStore {
             )
             .build()
             .map_err(build_error)?;
-        let created = client
+        let request = client
             .create_table()
             .table_name(table)
             .attribute_definitions(string(items::PK)?)
@@ -223,26 +211,7 @@ impl DynamoDbHistoryStore {
             .key_schema(key(items::PK, KeyType::Hash)?)
             .key_schema(key(items::SK, KeyType::Range)?)
             .local_secondary_indexes(by_updated)
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(e) if error::code(&e) == Some("ResourceInUseException") => return Ok(()),
-            Err(e) => return Err(classify(e)),
-        }
-        let ttl = TimeToLiveSpecification::builder()
-            .enabled(true)
-            .attribute_name(items::EXPIRES)
-            .build()
-            .map_err(build_error)?;
-        client
-            .update_time_to_live()
-            .table_name(table)
-            .time_to_live_specification(ttl)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+            .billing_mode(BillingMode::PayPerRequest);
+        dynamodb::create_table(client, request, items::EXPIRES).await
     }
 }
