@@ -254,6 +254,7 @@ mod fake_bedrock {
     //! `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`.
 
     use super::*;
+    use crate::support::{aws_env, FAKE_MODEL};
     use bedrock_chat_core::testkit::{FakeBedrock, FakeReply, Fault};
     use std::net::TcpStream;
 
@@ -293,22 +294,10 @@ mod fake_bedrock {
             .collect()
     }
 
-    const MODEL: &str = "bedrock:amazon.nova-micro-v1:0";
-
-    fn aws_env(fake: &FakeBedrock) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", fake.url()),
-            ("AWS_ACCESS_KEY_ID", "x".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "x".to_owned()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ]
-    }
-
     async fn start(dir: &Path, args: &[&str], fake: &FakeBedrock) -> Server {
         let env = aws_env(fake);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let mut all = vec!["--model", MODEL];
+        let mut all = vec!["--model", FAKE_MODEL];
         all.extend_from_slice(args);
         Server::start(dir, &all, &env).await
     }

@@ -133,7 +133,7 @@ function conversationItem(conversation) {
   const remove = document.createElement('button');
   remove.type = 'button';
   remove.className = 'icon';
-  remove.textContent = '🗑';
+  remove.textContent = '✕';
   remove.setAttribute('aria-label', `Delete “${conversation.title}”`);
   remove.addEventListener('click', () => deleteConversation(li));
 
@@ -455,7 +455,7 @@ async function send(text, retry = null) {
   if (state.stream) return;
   clearNotice();
   const messageUid = retry?.messageUid ?? uuid4();
-  const chatId = retry?.chatId ?? state.chatId;
+  const chatId = retry ? retry.chatId : state.chatId;
   const seq = state.openSeq;
   if (!retry) appendMessage('user', text);
   const reply = retry?.reply ?? appendMessage('assistant', '');
@@ -506,9 +506,18 @@ async function send(text, retry = null) {
     reply.classList.remove('pending');
     if (e.name === 'AbortError') {
       markStopped(reply);
+      // The server stores the rest of the answer (and, for a new conversation, the
+      // conversation) when the model finishes: list it once it is there.
+      if (started) refreshConversation(started, [1000, 3000, 7000, 15000, 30000]);
     } else {
       controller.abort();
-      const again = () => send(text, { messageUid, chatId: started, reply });
+      // A failed send stores nothing: a new conversation does not exist yet, and the
+      // retry (same message id) starts it again.
+      if (!chatId) {
+        if (seq === state.openSeq) setOpen(null, 'New chat');
+        started = null;
+      }
+      const again = () => send(text, { messageUid, chatId, reply });
       markFailed(reply, e.message, again);
       if (e.status === 401) openSettings();
     }
@@ -520,13 +529,15 @@ async function send(text, retry = null) {
   }
 }
 
-async function refreshConversation(chatId) {
+/** Brings a conversation's list entry up to date, trying again after each of `delays`. */
+async function refreshConversation(chatId, delays = []) {
   try {
     const conversation = await api('GET', `/api/v1/conversations/${chatId}`);
     upsertConversation(conversation);
     if (chatId === state.chatId) setOpen(chatId, conversation.title);
   } catch {
-    // the list catches up on the next load
+    const [delay, ...later] = delays;
+    if (delay) setTimeout(() => refreshConversation(chatId, later), delay);
   }
 }
 

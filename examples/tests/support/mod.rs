@@ -221,3 +221,21 @@ impl Server {
         assert_eq!(status.code(), Some(0), "{status}\n{}", self.log());
     }
 }
+
+/// The `--model` that the tests point at a `FakeBedrock`.
+#[cfg(feature = "fake-bedrock")]
+pub(crate) const FAKE_MODEL: &str = "bedrock:amazon.nova-micro-v1:0";
+
+/// The environment that points a program's AWS SDK at `fake` (and nowhere else).
+#[cfg(feature = "fake-bedrock")]
+pub(crate) fn aws_env(
+    fake: &bedrock_chat_core::testkit::FakeBedrock,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", fake.url()),
+        ("AWS_ACCESS_KEY_ID", "x".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "x".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ]
+}
