@@ -939,3 +939,72 @@ async fn the_openapi_document_and_offline_docs_are_served() {
         .unwrap();
     assert_eq!(script.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_chat_page_is_served_with_a_strict_csp_and_revalidated_by_etag() {
+    let server = start(Options::default()).await;
+    let client = browser();
+    let page = client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let headers = page.headers().clone();
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<script type="module" src="/assets/app.js"></script>"#));
+    assert!(!html.contains("<script>"), "no inline script");
+
+    // Every file the page loads is there, with its type; a match is a 304 with no body.
+    for (path, content_type) in [
+        ("/assets/app.js", "text/javascript; charset=utf-8"),
+        ("/assets/markdown.js", "text/javascript; charset=utf-8"),
+        ("/assets/sse.js", "text/javascript; charset=utf-8"),
+        (
+            "/assets/vendor/marked.esm.js",
+            "text/javascript; charset=utf-8",
+        ),
+        (
+            "/assets/vendor/purify.es.mjs",
+            "text/javascript; charset=utf-8",
+        ),
+        ("/assets/app.css", "text/css; charset=utf-8"),
+        ("/assets/icon.svg", "image/svg+xml"),
+    ] {
+        let first = client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(first.status(), StatusCode::OK, "{path}");
+        assert_eq!(first.headers()["content-type"], content_type, "{path}");
+        let etag = first.headers()["etag"].clone();
+        assert!(!first.bytes().await.unwrap().is_empty(), "{path}");
+        let again = client
+            .get(server.url(path))
+            .header("if-none-match", etag.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
+        assert_eq!(again.headers()["etag"], etag, "{path}");
+        assert!(again.bytes().await.unwrap().is_empty(), "{path}");
+        let stale = client
+            .get(server.url(path))
+            .header("if-none-match", "\"something-else\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stale.status(), StatusCode::OK, "{path}");
+    }
+    for missing in [
+        "/assets/nope.js",
+        "/assets/../Cargo.toml",
+        "/assets/vendor/VERSIONS",
+    ] {
+        let response = client.get(server.url(missing)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{missing}");
+    }
+}

@@ -150,6 +150,48 @@ test('after a reload the conversation and its messages are still there', async (
   await context.close();
 });
 
+test('the conversation list loads more as it is scrolled', async () => {
+  const { page, context, problems } = await openPage();
+  // 25 conversations through the API, as this browser's identity (the page shows 20 at a time).
+  await page.evaluate(async () => {
+    for (let i = 0; i < 25; i += 1) {
+      const response = await fetch('/api/v1/chats', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ message: `conversation ${String(i).padStart(2, '0')}` }),
+      });
+      if (!response.ok) throw new Error(`send ${i}: ${response.status}`);
+    }
+  });
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  assert.equal((await conversationTitles(page)).length, 20, 'the first page');
+  await page.locator('#conversations-more').scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => document.querySelectorAll('#conversations .conversation').length === 25);
+  const titles = await conversationTitles(page);
+  assert.equal(titles[0], 'conversation 24', 'newest first');
+  assert.equal(titles[24], 'conversation 00');
+  assert.equal(new Set(titles).size, 25, 'no conversation twice');
+  assert.equal(await page.isVisible('#conversations-more'), false, 'nothing more to load');
+  assert.deepEqual(problems.errors, []);
+  assert.deepEqual(unexpected(problems), []);
+  await context.close();
+});
+
+test('with the server unreachable, the page says so and the retry works once it is back', async () => {
+  const { page, context, problems } = await openPage();
+  await context.setOffline(true);
+  await sendMessage(page, 'are you there?');
+  await page.waitForSelector('.message.assistant.failed');
+  assert.match(await page.locator('.failure').textContent(), /server cannot be reached/);
+  await context.setOffline(false);
+  await page.click('.failure .retry');
+  assert.match(await (await lastAnswer(page)).textContent(), /are you there\?/);
+  assert.equal(await page.locator('.message.assistant.failed').count(), 0);
+  assert.deepEqual(problems.errors, []);
+  await context.close();
+});
+
 test('a conversation is renamed, and deleted', async () => {
   const { page, context, problems } = await openPage();
   await sendMessage(page, 'A conversation to rename');
