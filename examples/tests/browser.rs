@@ -5,8 +5,9 @@
 //! Three servers: the main one (SQLite file, `FakeBedrock`), one with a limit of two
 //! requests a minute (for the over-the-limit message) and one with API keys (for the token
 //! field). The Node script asks for model faults on its stdout (`@fault mid-stream`,
-//! `@slow-reply`) and waits for `ok` on its stdin, so each fault lands on the send it is
-//! meant for.
+//! `@model-unavailable`, `@slow-reply`) and waits for `ok` on its stdin, so each fault
+//! lands on the send it is meant for (`@check` answers `ok` once every scripted answer has
+//! been used).
 //!
 //! Needs Node.js, `npm ci` run in `examples/tests/web/` and Debian's `chromium`:
 //! `scripts/test` sees to all three and turns on the `browser-tests` feature.
@@ -119,6 +120,13 @@ async fn the_chat_page_works_in_headless_chromium() {
                     "modelStreamErrorException",
                     "the model broke off",
                 )),
+                // Bedrock answering 503 to every attempt the SDK makes (three).
+                "@model-unavailable" => {
+                    for _ in 0..3 {
+                        fake.push_fault(Fault::service_unavailable());
+                    }
+                }
+                "@check" => {}
                 "@slow-reply" => {
                     let pieces: Vec<String> = (0..60).map(|i| format!("slow{i} ")).collect();
                     fake.push_reply(
@@ -134,7 +142,12 @@ async fn the_chat_page_works_in_headless_chromium() {
                     continue;
                 }
             }
-            if writeln!(stdin, "ok").is_err() {
+            // `@check`: every scripted answer was used by the send it was meant for.
+            let answer = match fake.pending() {
+                n if n > 0 && line == "@check" => format!("{n} scripted answers left unused"),
+                _ => "ok".to_owned(),
+            };
+            if writeln!(stdin, "{answer}").is_err() {
                 break;
             }
         }

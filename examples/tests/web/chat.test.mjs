@@ -310,6 +310,7 @@ test('an answer that fails mid-stream is marked failed, and Retry completes it o
   await control('fault mid-stream');
   await sendMessage(page, 'one two three four five six seven eight nine ten');
   await page.waitForSelector('.message.assistant.failed');
+  assert.equal(await control('check'), 'ok', 'the fault was used by this send');
   const failed = page.locator('.message.assistant.failed');
   assert.match(await failed.locator('.failure').textContent(), /The model failed to answer/);
   assert.match(await failed.locator('.body').textContent(), /one two/, 'the partial answer stays visible');
@@ -331,6 +332,23 @@ test('an answer that fails mid-stream is marked failed, and Retry completes it o
   await context.close();
 });
 
+test('with the model unavailable, the page says so and when to try again', async () => {
+  const { page, context, problems } = await openPage();
+  await control('model-unavailable');
+  await sendMessage(page, 'is the model there?');
+  await page.waitForSelector('.message.assistant.failed');
+  assert.match(
+    await page.locator('.failure').textContent(),
+    /The model is unavailable right now\. Try again in \d+ s\./,
+  );
+  assert.equal(await control('check'), 'ok', 'the SDK used every 503 the model was given');
+  await page.click('.failure .retry');
+  assert.match(await (await lastAnswer(page)).textContent(), /is the model there\?/);
+  assert.deepEqual(problems.errors, []);
+  assert.deepEqual(unexpected(problems, [503]), []);
+  await context.close();
+});
+
 test('Stop ends the answer on the page, and the whole answer is still stored', async () => {
   const { page, context, problems } = await openPage();
   await control('slow-reply');
@@ -340,6 +358,7 @@ test('Stop ends the answer on the page, and the whole answer is still stored', a
   assert.match(chatUrl, /#[0-9a-f-]{36}$/, 'the new conversation is in the address');
   await page.click('#stop');
   await page.waitForSelector('.message.assistant.stopped');
+  assert.equal(await control('check'), 'ok', 'the slow reply was used by this send');
   assert.ok(await page.isVisible('#send'));
   const shown = await page.locator('.message.assistant .body').textContent();
   assert.doesNotMatch(shown, /slow59/, 'the answer stopped on the page');
