@@ -186,7 +186,8 @@ pub struct HttpArgs {
     #[arg(long, env = "BEDROCK_CHAT_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// Take the client IP from `X-Forwarded-For` (only behind a proxy that sets it).
+    /// Take the client IP from the last `X-Forwarded-For` hop, the one the proxy in front
+    /// of the server added (only behind such a proxy).
     #[arg(long, env = "BEDROCK_CHAT_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
 

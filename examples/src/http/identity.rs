@@ -207,8 +207,9 @@ fn presented_credential(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The client's IP: what the host put in [`ClientIp`], else the first `X-Forwarded-For`
-/// hop when trusted, else the socket's peer.
+/// The client's IP: what the host put in [`ClientIp`], else, when trusted, the last
+/// `X-Forwarded-For` hop (the peer the proxy in front of us saw: earlier hops are whatever
+/// the client wrote), else the socket's peer.
 fn client_ip(request: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
     if let Some(ClientIp(ip)) = request.extensions().get::<ClientIp>() {
         return Some(*ip);
@@ -216,9 +217,11 @@ fn client_ip(request: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
     if trust_forwarded_for {
         let forwarded = request
             .headers()
-            .get("x-forwarded-for")
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .and_then(|v| v.trim().parse().ok());
         if forwarded.is_some() {
             return forwarded;
@@ -400,5 +403,39 @@ mod tests {
             HeaderValue::from_static("bedrock_chat_id=../../etc"),
         );
         assert_eq!(identity_cookie(&headers), None);
+    }
+
+    fn request_from(peer: &str, forwarded: &[&str]) -> Request {
+        let mut request = Request::new(axum::body::Body::empty());
+        for value in forwarded {
+            request
+                .headers_mut()
+                .append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+        }
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        request
+    }
+
+    #[test]
+    fn a_trusted_forwarded_for_gives_the_hop_the_proxy_added_not_what_the_client_wrote() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        // The client wrote 192.0.2.1; the proxy appended the peer it saw.
+        let appended = request_from("10.0.0.2:5000", &["192.0.2.1, 203.0.113.50"]);
+        assert_eq!(client_ip(&appended, true), ip("203.0.113.50"));
+        let two_headers = request_from("10.0.0.2:5000", &["192.0.2.1", "203.0.113.50"]);
+        assert_eq!(client_ip(&two_headers, true), ip("203.0.113.50"));
+        // Untrusted: the socket's peer, whatever the header says.
+        assert_eq!(client_ip(&appended, false), ip("10.0.0.2"));
+        // A last hop that is not an address: the socket's peer.
+        let garbage = request_from("10.0.0.2:5000", &["192.0.2.1, not-an-ip"]);
+        assert_eq!(client_ip(&garbage, true), ip("10.0.0.2"));
+        // What the host put in ClientIp wins.
+        let mut hosted = request_from("10.0.0.2:5000", &["192.0.2.1"]);
+        hosted
+            .extensions_mut()
+            .insert(ClientIp("198.51.100.7".parse().unwrap()));
+        assert_eq!(client_ip(&hosted, true), ip("198.51.100.7"));
     }
 }
