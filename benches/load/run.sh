@@ -6,6 +6,11 @@
 #
 #   benches/load/run.sh            # DURATION=20s CONNECTIONS=64 THREADS=1 SSE_RUNS=500
 #
+# The load is CONNECTIONS keep-alive connections sending as BROWSERS simulated browsers
+# (default: one per connection), each with its own identity cookie and conversation,
+# made before the timed run (see benches/load/chats.lua). BROWSERS=0 sends every request
+# as a first visit instead: no cookie, no chat id, a new user and conversation each.
+#
 # On a 2-core machine the server under test is pinned to CPU 0 and wrk (and the SSE
 # driver) to CPU 1 (SERVER_CPUS / CLIENT_CPUS), so client and server do not compete.
 # Needs wrk (Debian: apt-get install wrk) and taskset.
@@ -14,6 +19,7 @@ set -euo pipefail
 DURATION=${DURATION:-20s}
 WARMUP=${WARMUP:-3s}
 CONNECTIONS=${CONNECTIONS:-64}
+BROWSERS=${BROWSERS:-$CONNECTIONS}
 THREADS=${THREADS:-1}
 SSE_RUNS=${SSE_RUNS:-500}
 SERVER_CPUS=${SERVER_CPUS:-0}
@@ -61,6 +67,25 @@ mem() {
     awk '/^VmRSS|^VmHWM/ { printf "%s %s kB  ", $1, $2 }' "/proc/$1/status"
 }
 
+# browsers N: makes N browsers on the server at $url, each by a first send without a
+# cookie, as a browser's first visit; writes their `COOKIE CHAT_ID` lines to
+# $work/browsers for chats.lua.
+browsers() {
+    : >"$work/browsers"
+    local i answer cookie chat_id
+    for i in $(seq "$1"); do
+        answer=$(curl -sS -D "$work/headers" -H 'Content-Type: application/json' \
+            -d '{"message":"Hello"}' "$url/api/v1/chats")
+        cookie=$(sed -n 's/^set-cookie: bedrock_chat_id=\([0-9a-f]\{32\}\);.*/\1/ip' "$work/headers")
+        chat_id=$(jq -r .chat_id <<<"$answer")
+        if [ -z "$cookie" ] || [ "$chat_id" = null ]; then
+            echo "browser $i: no identity cookie or chat id in the answer: $answer" >&2
+            exit 1
+        fi
+        echo "$cookie $chat_id" >>"$work/browsers"
+    done
+}
+
 # bench NAME: drives $url with wrk; prints wrk's report and the server's CPU and memory.
 bench() {
     local name=$1
@@ -69,9 +94,16 @@ bench() {
     taskset -c "$CLIENT_CPUS" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$script" "$url" >/dev/null
     local cpu0 cpu1
     cpu0=$(cpu_seconds "$pid")
-    echo "+ taskset -c $CLIENT_CPUS wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s benches/load/chats.lua $url"
-    taskset -c "$CLIENT_CPUS" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" "$url" | tee "$work/$name.wrk"
+    echo "+ BROWSERS=$BROWSERS taskset -c $CLIENT_CPUS wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s benches/load/chats.lua $url"
+    (
+        taskset -c "$CLIENT_CPUS" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" "$url" >"$work/$name.wrk"
+        times >"$work/$name.times"
+    )
+    cat "$work/$name.wrk"
     cpu1=$(cpu_seconds "$pid")
+    # wrk's own CPU (the subshell's children): near DURATION means the client, not the
+    # server, was the limit.
+    awk 'NR == 2 { gsub(/[ms]/, " "); printf "client (wrk) CPU: %.2f s user + %.2f s system\n", $1 * 60 + $2, $3 * 60 + $4 }' "$work/$name.times"
     echo "memory after:  $(mem "$pid")"
     if grep -q "Non-2xx" "$work/$name.wrk"; then
         echo "error: $name answered non-2xx responses" >&2
@@ -85,6 +117,9 @@ bench() {
 
 start server "$bin/server" --store memory --rate-limit 1000000000/min --log-format json
 server_pid=$pid server_url=$url
+browsers "$BROWSERS"
+if [ "$BROWSERS" -gt 0 ]; then export BROWSERS="$work/browsers"; else export BROWSERS=; fi
+echo "== $(wc -l <"$work/browsers") browsers, each with its own identity cookie and conversation"
 bench server
 
 start bare "$bin/bare_axum"
