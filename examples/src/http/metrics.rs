@@ -3,14 +3,20 @@
 //!
 //! Each router owns its recorder (not the process-global one), so tests that start
 //! several servers in one process keep their figures apart.
+//!
+//! Every request records a count and a latency, so the handles of each series are looked
+//! up in the recorder once, on first use, and kept: a later request with the same labels
+//! finds them without building label strings or hashing metric keys.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use super::AppState;
@@ -20,6 +26,25 @@ use super::AppState;
 pub struct Metrics {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    handles: Arc<Handles>,
+}
+
+/// The handles of the series recorded on every request, made on first use.
+#[derive(Default)]
+struct Handles {
+    /// By route, then method and status: the request count and latency.
+    requests: RwLock<HashMap<String, Vec<RequestSeries>>>,
+    /// By operation and outcome.
+    model_calls: RwLock<Vec<(&'static str, &'static str, Counter)>>,
+    input_tokens: OnceLock<Counter>,
+    output_tokens: OnceLock<Counter>,
+}
+
+struct RequestSeries {
+    method: Method,
+    status: u16,
+    count: Counter,
+    latency: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -47,11 +72,71 @@ impl Metrics {
         Self {
             recorder: Arc::new(recorder),
             handle,
+            handles: Arc::default(),
         }
     }
 
-    fn record(&self, f: impl FnOnce()) {
-        metrics::with_local_recorder(self.recorder.as_ref(), f);
+    fn record<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(self.recorder.as_ref(), f)
+    }
+
+    /// Counts a request to `route` and records its latency.
+    fn request(&self, route: &str, method: &Method, status: u16, elapsed: f64) {
+        let find = |series: &HashMap<String, Vec<RequestSeries>>| {
+            series.get(route).and_then(|by| {
+                by.iter()
+                    .find(|s| s.status == status && s.method == method)
+                    .map(|s| (s.count.clone(), s.latency.clone()))
+            })
+        };
+        let known = find(
+            &self
+                .handles
+                .requests
+                .read()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let (count, latency) = match known {
+            Some(handles) => handles,
+            None => {
+                let mut series = self
+                    .handles
+                    .requests
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner());
+                match find(&series) {
+                    Some(handles) => handles,
+                    None => {
+                        let labels = [
+                            ("route", route.to_owned()),
+                            ("method", method.to_string()),
+                            ("status", status.to_string()),
+                        ];
+                        let (count, latency) = self.record(|| {
+                            (
+                                metrics::counter!("bedrock_chat_http_requests_total", &labels),
+                                metrics::histogram!(
+                                    "bedrock_chat_http_request_duration_seconds",
+                                    &labels
+                                ),
+                            )
+                        });
+                        series
+                            .entry(route.to_owned())
+                            .or_default()
+                            .push(RequestSeries {
+                                method: method.clone(),
+                                status,
+                                count: count.clone(),
+                                latency: latency.clone(),
+                            });
+                        (count, latency)
+                    }
+                }
+            }
+        };
+        count.increment(1);
+        latency.record(elapsed);
     }
 
     /// The Prometheus text of every metric.
@@ -83,12 +168,42 @@ impl Metrics {
 
     /// Counts a model call and its tokens.
     pub fn model_call(&self, operation: &'static str, outcome: &'static str, tokens: (u64, u64)) {
-        self.record(|| {
-            metrics::counter!("bedrock_chat_model_calls_total", "operation" => operation, "outcome" => outcome)
-                .increment(1);
-            metrics::counter!("bedrock_chat_tokens_total", "kind" => "input").increment(tokens.0);
-            metrics::counter!("bedrock_chat_tokens_total", "kind" => "output").increment(tokens.1);
+        let handles = &self.handles;
+        let find = |calls: &[(&'static str, &'static str, Counter)]| {
+            calls
+                .iter()
+                .find(|(o, r, _)| *o == operation && *r == outcome)
+                .map(|(_, _, counter)| counter.clone())
+        };
+        let known = find(
+            &handles
+                .model_calls
+                .read()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let calls = known.unwrap_or_else(|| {
+            let mut calls = handles.model_calls.write().unwrap_or_else(|p| p.into_inner());
+            find(&calls).unwrap_or_else(|| {
+                let counter = self.record(|| {
+                    metrics::counter!("bedrock_chat_model_calls_total", "operation" => operation, "outcome" => outcome)
+                });
+                calls.push((operation, outcome, counter.clone()));
+                counter
+            })
         });
+        calls.increment(1);
+        handles
+            .input_tokens
+            .get_or_init(|| {
+                self.record(|| metrics::counter!("bedrock_chat_tokens_total", "kind" => "input"))
+            })
+            .increment(tokens.0);
+        handles
+            .output_tokens
+            .get_or_init(|| {
+                self.record(|| metrics::counter!("bedrock_chat_tokens_total", "kind" => "output"))
+            })
+            .increment(tokens.1);
     }
 
     /// Marks a stream as started; the returned guard marks it ended when dropped.
@@ -116,29 +231,19 @@ impl Drop for StreamGuard {
 /// the rate limiter.
 pub(crate) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().to_string();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let method = request.method().clone();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
+    let status = response.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
-    let refused = response.status().as_u16() == 429;
-    state.metrics.record(|| {
-        let labels = [
-            ("route", route.clone()),
-            ("method", method.clone()),
-            ("status", status.clone()),
-        ];
-        metrics::counter!("bedrock_chat_http_requests_total", &labels).increment(1);
-        metrics::histogram!("bedrock_chat_http_request_duration_seconds", &labels).record(elapsed);
-        if refused {
-            metrics::counter!("bedrock_chat_rate_limited_total", "route" => route.clone())
-                .increment(1);
-        }
-    });
+    state.metrics.request(route, &method, status, elapsed);
+    if status == 429 {
+        let route = route.to_owned();
+        state.metrics.record(|| {
+            metrics::counter!("bedrock_chat_rate_limited_total", "route" => route).increment(1);
+        });
+    }
     response
 }
 

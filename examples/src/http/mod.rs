@@ -18,6 +18,7 @@ pub mod messages;
 pub mod metrics;
 pub mod openapi;
 pub mod personas;
+pub mod request_id;
 pub mod usage;
 pub mod views;
 pub mod web;
@@ -34,7 +35,7 @@ use axum::Router;
 use bedrock_chat_core::{ChatService, Decision};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 pub use self::error::ApiError;
@@ -118,7 +119,7 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
         ));
 
     let timeout = settings.request_timeout;
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id_header = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/", get(web::index))
         .route("/assets/{*path}", get(web::asset))
@@ -161,8 +162,11 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
                 )
             }),
         )
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(request_id_header.clone()))
+        .layer(SetRequestIdLayer::new(
+            request_id_header,
+            request_id::MakeRequestIds,
+        ))
         .with_state(state)
 }
 
