@@ -33,6 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::Router;
 use bedrock_chat_core::{ChatService, Decision};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
@@ -130,43 +131,49 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            with_timeout(timeout, request, next)
-        }))
-        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
-        .layer(cors(&settings.cors_origins))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal error",
-                "the server failed while answering",
-            )
-            .into_response()
-        }))
+        // One layer of the whole stack, outermost first: axum boxes each `Router::layer`
+        // around every route and clones each box per request, so one stack costs one
+        // box where eight layers cost eight.
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                tracing::info_span!(
-                    "request",
-                    request_id = %id,
-                    method = %request.method(),
-                    uri = %request.uri().path(),
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(
+                    request_id_header.clone(),
+                    request_id::MakeRequestIds,
+                ))
+                .layer(PropagateRequestIdLayer::new(request_id_header))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                        let id = request
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default();
+                        tracing::info_span!(
+                            "request",
+                            request_id = %id,
+                            method = %request.method(),
+                            uri = %request.uri().path(),
+                        )
+                    }),
                 )
-            }),
+                .layer(CatchPanicLayer::custom(|_| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Internal error",
+                        "the server failed while answering",
+                    )
+                    .into_response()
+                }))
+                .layer(cors(&settings.cors_origins))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    metrics::track,
+                ))
+                .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+                .layer(middleware::from_fn(move |request: Request, next: Next| {
+                    with_timeout(timeout, request, next)
+                })),
         )
-        .layer(PropagateRequestIdLayer::new(request_id_header.clone()))
-        .layer(SetRequestIdLayer::new(
-            request_id_header,
-            request_id::MakeRequestIds,
-        ))
         .with_state(state)
 }
 
