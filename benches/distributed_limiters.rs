@@ -1,9 +1,10 @@
-//! Load driver: decisions per second of the Redis limiter beside a bare `EVALSHA` of a
-//! trivial script over the same kind of connection at the same concurrency, and of the
-//! DynamoDB limiter on a moto server (for reference only: moto is not DynamoDB).
+//! Load driver: decisions per second of the Redis limiter (one quota, and two layers in
+//! one script) beside a bare `EVALSHA` of a trivial script over the same kind of
+//! connection at the same concurrency, and of the DynamoDB limiter on a moto server (for
+//! reference only: moto is not DynamoDB).
 //!
 //! Run with
-//! `BEDROCK_CHAT_BENCH_REDIS_URL=redis://127.0.0.1:6379/ BEDROCK_CHAT_BENCH_DYNAMODB_ENDPOINT=http://127.0.0.1:5555 cargo bench -p bedrock-chat-benches --bench distributed_limiters`
+//! `BEDROCK_CHAT_BENCH_REDIS_URL=redis://127.0.0.1:6379/ BEDROCK_CHAT_BENCH_DYNAMODB_ENDPOINT=http://127.0.0.1:5555 cargo bench -p bedrock-chat-benches --features backends --bench distributed_limiters`
 //! (each part runs only when its variable is set). Loopback only; every loop is bounded
 //! in time.
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use bedrock_chat_core::{Quota, RateLimiter};
-use bedrock_chat_ratelimit::{DynamoDbRateLimiter, RedisLimiterConfig, RedisRateLimiter};
+use bedrock_chat_ratelimit::{DynamoDbRateLimiter, Layers, RedisLimiterConfig, RedisRateLimiter};
 
 const RUN_FOR: Duration = Duration::from_secs(3);
 
@@ -52,7 +53,14 @@ async fn redis(url: &str) {
     let quota = Quota::per_minute(u64::MAX / 4).expect("quota");
     let config = RedisLimiterConfig::new().with_prefix(run.clone());
     let limiter = Arc::new(
-        RedisRateLimiter::connect(url, quota, config)
+        RedisRateLimiter::connect(url, quota, config.clone())
+            .await
+            .expect("connect"),
+    );
+    // Seed 003's shape: a per-key layer and one shared by every key, in one EVALSHA.
+    let layers = Layers::per_key(quota).and_shared("global", quota);
+    let layered = Arc::new(
+        RedisRateLimiter::connect(url, layers, config.with_prefix(format!("{run}:layered")))
             .await
             .expect("connect"),
     );
@@ -68,9 +76,10 @@ async fn redis(url: &str) {
 
     println!(
         "| concurrency | bare EVALSHA `return 1` (ops/s) | bare EVALSHA of one INCRBY (ops/s) \
-         | RedisRateLimiter::check (decisions/s) | limiter / `return 1` | limiter / INCRBY |"
+         | RedisRateLimiter::check (decisions/s) | limiter / `return 1` | limiter / INCRBY \
+         | layered check, per key + shared (decisions/s) | layered / `return 1` |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for concurrency in [1, 8, 32, 128] {
         let (script, connection) = (Arc::clone(&trivial), bare.clone());
         let bare_rate = drive(concurrency, move |task, _| {
@@ -108,10 +117,24 @@ async fn redis(url: &str) {
             }
         })
         .await;
+        let layered = Arc::clone(&layered);
+        let layered_rate = drive(concurrency, move |task, _| {
+            let layered = Arc::clone(&layered);
+            async move {
+                let decision = layered
+                    .check(&format!("user-{task}"), 1)
+                    .await
+                    .expect("check");
+                assert!(decision.allowed);
+            }
+        })
+        .await;
         println!(
-            "| {concurrency} | {bare_rate:.0} | {incr_rate:.0} | {limiter_rate:.0} | {:.0}% | {:.0}% |",
+            "| {concurrency} | {bare_rate:.0} | {incr_rate:.0} | {limiter_rate:.0} | {:.0}% | {:.0}% \
+             | {layered_rate:.0} | {:.0}% |",
             100.0 * limiter_rate / bare_rate,
-            100.0 * limiter_rate / incr_rate
+            100.0 * limiter_rate / incr_rate,
+            100.0 * layered_rate / bare_rate
         );
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! Run with (each part runs only when its variable is set; SQLite always runs):
 //! `psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE bench'` once, then
-//! `BEDROCK_CHAT_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/bench BEDROCK_CHAT_BENCH_REDIS_URL=redis://127.0.0.1:6379/ BEDROCK_CHAT_BENCH_DYNAMODB_ENDPOINT=http://127.0.0.1:5555 cargo bench -p bedrock-chat-benches --bench stores`.
+//! `BEDROCK_CHAT_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/bench BEDROCK_CHAT_BENCH_REDIS_URL=redis://127.0.0.1:6379/ BEDROCK_CHAT_BENCH_DYNAMODB_ENDPOINT=http://127.0.0.1:5555 cargo bench -p bedrock-chat-benches --features backends --bench stores`.
 //! Loopback only; every loop is bounded in time.
 
 use std::future::Future;
@@ -128,12 +128,15 @@ async fn postgres_at_scale(url: &str, store: &PostgresHistoryStore) {
         .expect("create");
     let started = Instant::now();
     sqlx::query(
-        "INSERT INTO messages (id, chat_id, seq, role, content, metadata, created_at, updated_at) \
-         SELECT gen_random_uuid(), $1, g, CASE WHEN g % 2 = 1 THEN 'user' ELSE 'assistant' END, \
+        "INSERT INTO messages (id, chat_id, user_id, seq, role, content, metadata, created_at, \
+                               updated_at) \
+         SELECT gen_random_uuid(), $1, $2, g, \
+                CASE WHEN g % 2 = 1 THEN 'user' ELSE 'assistant' END, \
                 'message number ' || g, '{}'::jsonb, now(), now() \
            FROM generate_series(1, 100000) g",
     )
     .bind(chat.id.as_uuid())
+    .bind(user.as_str())
     .execute(pool)
     .await
     .expect("fill 100k messages");
@@ -222,14 +225,15 @@ async fn postgres_at_scale(url: &str, store: &PostgresHistoryStore) {
     for (what, sql, bind_user) in [
         (
             "last 50 messages",
-            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT m.* FROM messages m JOIN conversations c ON c.id = m.chat_id \
-             WHERE m.chat_id = $1 AND c.user_id = $2 ORDER BY m.seq DESC LIMIT 50",
+            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT m.* FROM messages m \
+             WHERE m.chat_id = $1 AND m.user_id = $2 ORDER BY m.seq DESC LIMIT 50",
             user.as_str().to_owned(),
         ),
         (
             "a page of conversations",
             "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM conversations WHERE user_id = $2 \
-             AND (created_at, id) < (now() - interval '4820 seconds', $1) ORDER BY created_at DESC, id DESC LIMIT 20",
+             AND (updated_at, id) < (now() - interval '4820 seconds', $1) \
+             ORDER BY updated_at DESC, id DESC LIMIT 20",
             many.as_str().to_owned(),
         ),
     ] {
