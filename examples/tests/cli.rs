@@ -10,88 +10,20 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-/// How long a one-shot command may take.
-const EXIT: Duration = Duration::from_secs(60);
+mod support;
+use support::{Scratch, EXIT};
 
-/// The example binary `name` next to this test's own: `target/<profile>/deps/cli-HASH` →
-/// `target/<profile>/examples/NAME`.
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("{} is not in target/<profile>/deps", exe.display()));
-    let binary = profile
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.is_file(),
-        "the {name} binary is missing at {}: build it with `cargo build --workspace \
-         --all-features --example {name}` (plain `cargo test` builds the examples; a run \
-         filtered to one test file does not)",
-        binary.display()
-    );
-    binary
-}
-
-/// A directory under `target/tmp` for one test, removed when dropped. The CLI runs in
-/// it, so its default store `sqlite:bedrock-chat.db` lands there; it is `$HOME` too, so
-/// the line history file does.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(kind: &str) -> Self {
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("cli-{kind}-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `program` run in `dir` with none of this process's `BEDROCK_CHAT_*`, `BEDROCK_MODEL_ID`,
-/// `AWS_*`, `RUST_LOG`, `NO_COLOR` or `XDG_*` variables; `USER` is `tester` and `HOME` is
-/// `dir`. `env` adds to that.
-fn command(program: &str, dir: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
-    let mut command = Command::new(binary(program));
-    command.args(args).current_dir(dir);
-    for (name, _) in std::env::vars_os() {
-        let text = name.to_string_lossy();
-        if text.starts_with("BEDROCK_CHAT_")
-            || text.starts_with("AWS_")
-            || text.starts_with("XDG_")
-            || [
-                "BEDROCK_MODEL_ID",
-                "RUST_LOG",
-                "NO_COLOR",
-                "USERNAME",
-                "LOGNAME",
-            ]
-            .contains(&text.as_ref())
-        {
-            command.env_remove(&name);
-        }
-    }
-    command.env("USER", "tester").env("HOME", dir);
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command
+/// The CLI in `dir` (its default store `sqlite:bedrock-chat.db` lands there; it is `$HOME`
+/// too, so the line history file does), with a clean environment plus `env`.
+fn command(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    support::program("cli", dir, args, &env)
 }
 
 /// What a finished run left.
@@ -116,7 +48,7 @@ impl Run {
 
 /// Runs the CLI in `dir` to its exit, with `stdin` as its input (empty when `None`).
 fn cli_with(dir: &Path, args: &[&str], env: &[(&str, String)], stdin: Option<&str>) -> Run {
-    let mut child = command("cli", dir, args, env)
+    let mut child = command(dir, args, env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -127,18 +59,7 @@ fn cli_with(dir: &Path, args: &[&str], env: &[(&str, String)], stdin: Option<&st
         input.write_all(text.as_bytes()).unwrap();
     }
     drop(input);
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let Ok(output) = rx.recv_timeout(EXIT) else {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-        panic!("the CLI with {args:?} was still running after {EXIT:?}");
-    };
-    let output = output.unwrap();
+    let output = support::output_within(child, EXIT, &format!("the CLI with {args:?}"));
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -407,18 +328,7 @@ mod fake_bedrock {
     use bedrock_chat_core::testkit::{FakeBedrock, FakeReply, Fault};
 
     use super::*;
-
-    const MODEL: &str = "bedrock:amazon.nova-micro-v1:0";
-
-    pub(super) fn aws_env(fake: &FakeBedrock) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", fake.url()),
-            ("AWS_ACCESS_KEY_ID", "x".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "x".to_owned()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ]
-    }
+    use crate::support::{aws_env, FAKE_MODEL as MODEL};
 
     /// `ask QUESTION` against `fake`, run off the runtime's threads (the fake serves on
     /// them).
@@ -537,7 +447,7 @@ mod terminal {
             vec!["--color", "never"]
         };
         all.extend_from_slice(args);
-        let mut command = command("cli", dir, &all, env);
+        let mut command = command(dir, &all, env);
         command.env("TERM", "xterm");
         let mut session = Session::spawn(command).unwrap();
         session.set_expect_timeout(Some(Duration::from_secs(30)));
@@ -683,7 +593,7 @@ mod terminal {
             "modelStreamErrorException",
             "the model broke off",
         ));
-        let env = super::fake_bedrock::aws_env(&fake);
+        let env = crate::support::aws_env(&fake);
         let dir = Scratch::new("repl-broken");
         let path = dir.path().to_owned();
         tokio::task::spawn_blocking(move || {
@@ -716,7 +626,7 @@ mod terminal {
                 .with_delta_delay(Duration::from_millis(150))
                 .with_time_to_first_token(Duration::from_millis(1000)),
         );
-        let env = super::fake_bedrock::aws_env(&fake);
+        let env = crate::support::aws_env(&fake);
         let dir = Scratch::new("repl-ctrl-c");
         let path = dir.path().to_owned();
         let whole_text = whole.clone();
@@ -761,50 +671,8 @@ mod terminal {
 mod server {
     //! The CLI and the server on one SQLite file.
 
-    use std::io::{BufRead, BufReader};
-
     use super::*;
-
-    /// A running server; killed when dropped.
-    struct Server {
-        child: std::process::Child,
-        url: String,
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn start_server(dir: &Path, args: &[&str]) -> Server {
-        let mut all = vec!["--bind", "127.0.0.1:0"];
-        all.extend_from_slice(args);
-        let mut child = command("server", dir, &all, &[])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next().and_then(Result::ok));
-            lines.for_each(drop);
-        });
-        let line = rx
-            .recv_timeout(EXIT)
-            .ok()
-            .flatten()
-            .expect("the server says where it listens");
-        let url = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .to_owned();
-        Server { child, url }
-    }
+    use crate::support::Server;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_conversation_started_in_the_cli_is_seen_through_the_server_and_back() {
@@ -825,14 +693,14 @@ mod server {
 
         let key = "alice-key-0123456789abcdef";
         std::fs::write(dir.path().join("keys.txt"), format!("alice {key}\n")).unwrap();
-        let server = start_server(dir.path(), &["--auth", "api-key", "--api-keys", "keys.txt"]);
+        let server = Server::start(
+            dir.path(),
+            &["--auth", "api-key", "--api-keys", "keys.txt"],
+            &[],
+        )
+        .await;
         let client = reqwest::Client::new();
-        let get = |path: String| {
-            client
-                .get(format!("{}{path}", server.url))
-                .bearer_auth(key)
-                .send()
-        };
+        let get = |path: String| client.get(server.url(&path)).bearer_auth(key).send();
         let list: Value = get("/api/v1/conversations".into())
             .await
             .unwrap()
@@ -853,7 +721,7 @@ mod server {
 
         // And back: a message sent through the server continues it in the CLI.
         let sent = client
-            .post(format!("{}/api/v1/chats", server.url))
+            .post(server.url("/api/v1/chats"))
             .bearer_auth(key)
             .json(&serde_json::json!({"message": "Hello from HTTP", "chat_id": chat_id}))
             .send()

@@ -1,13 +1,14 @@
 //! What the tests that run the example programs share: the program binaries next to the
-//! test's own, scratch directories under `target/tmp`, and a running server process that
-//! is killed when dropped. Each test file uses a part of it.
+//! test's own, run with a clean environment, scratch directories under `target/tmp`, a
+//! bounded wait for a process's exit, and a running server process that is killed when
+//! dropped. Each test file uses a part of it.
 #![allow(dead_code, unreachable_pub)]
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,9 +17,9 @@ use std::time::{Duration, Instant};
 pub(crate) const STARTUP: Duration = Duration::from_secs(60);
 /// How long a process may take to exit by itself (bad configuration, `--help`).
 pub(crate) const EXIT: Duration = Duration::from_secs(60);
-/// The server binary next to this test's own: `target/<profile>/deps/process-HASH` →
-/// `target/<profile>/examples/server`.
-pub(crate) fn server_binary() -> PathBuf {
+/// The example binary `name` next to this test's own: `target/<profile>/deps/TEST-HASH` →
+/// `target/<profile>/examples/NAME`.
+pub(crate) fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile = exe
         .parent()
@@ -26,24 +27,33 @@ pub(crate) fn server_binary() -> PathBuf {
         .unwrap_or_else(|| panic!("{} is not in target/<profile>/deps", exe.display()));
     let binary = profile
         .join("examples")
-        .join(format!("server{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.is_file(),
-        "the server binary is missing at {}: build it with `cargo build -p \
-         bedrock-chat-examples --example server` (plain `cargo test` builds the examples; a \
-         run filtered to one test file does not)",
+        "the {name} binary is missing at {}: build it with `cargo build --workspace \
+         --all-features --example {name}` (plain `cargo test` builds the examples; a run \
+         filtered to one test file does not)",
         binary.display()
     );
     binary
 }
 
-/// A directory under `target/tmp` for one test, removed when dropped.
+/// The server binary: `target/<profile>/examples/server`.
+pub(crate) fn server_binary() -> PathBuf {
+    binary("server")
+}
+
+/// A directory under `target/tmp` for one test, named after the test file and `kind`;
+/// removed when dropped.
 pub(crate) struct Scratch(PathBuf);
 
 impl Scratch {
     pub(crate) fn new(kind: &str) -> Self {
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("process-{kind}-{}", uuid::Uuid::new_v4().simple()));
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "{}-{kind}-{}",
+            env!("CARGO_CRATE_NAME"),
+            uuid::Uuid::new_v4().simple()
+        ));
         std::fs::create_dir_all(&path).unwrap();
         Self(path)
     }
@@ -59,23 +69,58 @@ impl Drop for Scratch {
     }
 }
 
-/// The server command, run in `dir`, with none of this process's `BEDROCK_CHAT_*`,
-/// `BEDROCK_MODEL_ID`, `AWS_*` or `RUST_LOG` variables: only `args` and `env` configure it.
-pub(crate) fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(server_binary());
-    command.args(args).current_dir(dir).stdin(Stdio::null());
+/// The example program `name` run in `dir`, with none of this process's
+/// `BEDROCK_CHAT_*`, `BEDROCK_MODEL_ID`, `AWS_*`, `XDG_*`, `RUST_LOG`, `NO_COLOR`,
+/// `USERNAME` or `LOGNAME` variables; `USER` is `tester` and `HOME` is `dir`. Only `args`
+/// and `env` configure it. Its stdin is left to the caller (a pipe, or a pseudo-terminal
+/// that expectrl sets up).
+pub(crate) fn program(name: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary(name));
+    command.args(args).current_dir(dir);
     for (name, _) in std::env::vars_os() {
         let text = name.to_string_lossy();
         if text.starts_with("BEDROCK_CHAT_")
             || text.starts_with("AWS_")
-            || text == "BEDROCK_MODEL_ID"
-            || text == "RUST_LOG"
+            || text.starts_with("XDG_")
+            || [
+                "BEDROCK_MODEL_ID",
+                "RUST_LOG",
+                "NO_COLOR",
+                "USERNAME",
+                "LOGNAME",
+            ]
+            .contains(&text.as_ref())
         {
             command.env_remove(&name);
         }
     }
+    command.env("USER", "tester").env("HOME", dir);
     command.envs(env.iter().copied());
     command
+}
+
+/// The server [`program`], its stdin empty.
+pub(crate) fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = program("server", dir, args, env);
+    command.stdin(Stdio::null());
+    command
+}
+
+/// Waits for `child` to exit, at most `limit`, and collects its output; kills it and
+/// panics, naming it `what`, when it is still running then.
+pub(crate) fn output_within(child: Child, limit: Duration, what: &str) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let Ok(output) = rx.recv_timeout(limit) else {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        panic!("{what} was still running after {limit:?}");
+    };
+    output.unwrap()
 }
 
 /// Runs the server to its exit; its status, stdout and stderr.
@@ -85,18 +130,7 @@ pub(crate) fn run_to_exit(dir: &Path, args: &[&str]) -> (ExitStatus, String, Str
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let Ok(output) = rx.recv_timeout(EXIT) else {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-        panic!("the server with {args:?} was still running after {EXIT:?}");
-    };
-    let output = output.unwrap();
+    let output = output_within(child, EXIT, &format!("the server with {args:?}"));
     (
         output.status,
         String::from_utf8_lossy(&output.stdout).into_owned(),
