@@ -48,8 +48,9 @@ start() {
     RUST_LOG=warn taskset -c "$SERVER_CPUS" "$@" --bind 127.0.0.1:0 >"$work/$name.out" 2>"$work/$name.err" &
     pid=$!
     pids+=("$pid")
+    # The file appears when the background shell opens it: until then, no URL yet.
     for _ in $(seq 100); do
-        url=$(sed -n 's#^listening on \(http://.*\)$#\1#p' "$work/$name.out")
+        url=$(sed -n 's#^listening on \(http://.*\)$#\1#p' "$work/$name.out" 2>/dev/null || true)
         [ -n "$url" ] && return 0
         sleep 0.1
     done
