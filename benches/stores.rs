@@ -226,7 +226,9 @@ async fn postgres_at_scale(url: &str, store: &PostgresHistoryStore) {
         (
             "last 50 messages",
             "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT m.* FROM messages m \
-             WHERE m.chat_id = $1 AND m.user_id = $2 ORDER BY m.seq DESC LIMIT 50",
+             WHERE m.chat_id = $1 \
+               AND EXISTS (SELECT 1 FROM conversations c WHERE c.id = $1 AND c.user_id = $2) \
+             ORDER BY m.seq DESC LIMIT 50",
             user.as_str().to_owned(),
         ),
         (

@@ -50,6 +50,16 @@ impl PostgresHistoryStore {
     }
 }
 
+/// That conversation `$1` belongs to user `$2`, as a condition the planner evaluates once
+/// (an InitPlan on the conversations key) rather than `m.user_id = $2`: with that, and
+/// without table statistics (a new deployment, a fast-growing conversation), PostgreSQL
+/// can combine `messages_pkey (user_id, id)` with `messages_chat_seq` in a bitmap, read the
+/// whole conversation and sort it. With only `chat_id` on `messages`, reading a page is
+/// always a range scan of `messages_chat_seq`. A conversation's messages all carry its
+/// owner (`bedrock_chat_append` copies it), so the result is the same.
+const OWNED_BY_2: &str =
+    "EXISTS (SELECT 1 FROM conversations c WHERE c.id = $1 AND c.user_id = $2)";
+
 fn page_limit(options: &ListOptions) -> i64 {
     i64::from(options.limit) + 1
 }
@@ -287,7 +297,7 @@ impl HistoryStore for PostgresHistoryStore {
     ) -> Result<Vec<Message>, StoreError> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS_M} FROM messages m \
-             WHERE m.chat_id = $1 AND m.user_id = $2 ORDER BY m.seq DESC LIMIT $3"
+             WHERE m.chat_id = $1 AND {OWNED_BY_2} ORDER BY m.seq DESC LIMIT $3"
         );
         let rows = sqlx::query(&sql)
             .bind(chat_id.as_uuid())
@@ -321,7 +331,7 @@ impl HistoryStore for PostgresHistoryStore {
         // The (chat_id, seq) index serves both directions as a range scan.
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS_M} FROM messages m \
-             WHERE m.chat_id = $1 AND m.user_id = $2 AND {order} LIMIT $4"
+             WHERE m.chat_id = $1 AND {OWNED_BY_2} AND {order} LIMIT $4"
         );
         let rows = sqlx::query(&sql)
             .bind(chat_id.as_uuid())
