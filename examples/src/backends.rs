@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use bedrock_chat_core::backend::error_chain;
 use bedrock_chat_core::{
     ChatModel, ChatPolicy, ChatService, HistoryStore, OfflineChatModel, RateLimiter,
 };
@@ -89,10 +90,13 @@ pub async fn store(url: &str) -> Result<Arc<dyn HistoryStore>, StartupError> {
     let store = bedrock_chat_store::from_url(url)
         .await
         .map_err(|e| match e {
-            bedrock_chat_store::StoreUrlError::Connect { .. } => unavailable(chain(&e)),
-            _ => fail(chain(&e)),
+            bedrock_chat_store::StoreUrlError::Connect { .. } => unavailable(error_chain(&e)),
+            _ => fail(error_chain(&e)),
         })?;
-    store.ping().await.map_err(|e| unavailable(chain(&e)))?;
+    store
+        .ping()
+        .await
+        .map_err(|e| unavailable(error_chain(&e)))?;
     Ok(store)
 }
 
@@ -116,26 +120,14 @@ async fn limiter(
     let limiter = bedrock_chat_ratelimit::from_url(url, layers, prefix)
         .await
         .map_err(|e| match e {
-            bedrock_chat_ratelimit::LimiterUrlError::Connect { .. } => unavailable(chain(&e)),
-            _ => fail(chain(&e)),
+            bedrock_chat_ratelimit::LimiterUrlError::Connect { .. } => unavailable(error_chain(&e)),
+            _ => fail(error_chain(&e)),
         })?;
-    limiter.ping().await.map_err(|e| unavailable(chain(&e)))?;
+    limiter
+        .ping()
+        .await
+        .map_err(|e| unavailable(error_chain(&e)))?;
     Ok(limiter)
-}
-
-/// An error and its sources, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let next = e.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = e.source();
-    }
-    text
 }
 
 /// The model named by `spec`: `offline` or `bedrock:MODEL_ID`.

@@ -9,7 +9,7 @@
 //! finds them without building label strings or hashing metric keys.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -89,52 +89,29 @@ impl Metrics {
                     .map(|s| (s.count.clone(), s.latency.clone()))
             })
         };
-        let known = find(
-            &self
-                .handles
-                .requests
-                .read()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
-        let (count, latency) = match known {
-            Some(handles) => handles,
-            None => {
-                let mut series = self
-                    .handles
-                    .requests
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner());
-                match find(&series) {
-                    Some(handles) => handles,
-                    None => {
-                        let labels = [
-                            ("route", route.to_owned()),
-                            ("method", method.to_string()),
-                            ("status", status.to_string()),
-                        ];
-                        let (count, latency) = self.record(|| {
-                            (
-                                metrics::counter!("bedrock_chat_http_requests_total", &labels),
-                                metrics::histogram!(
-                                    "bedrock_chat_http_request_duration_seconds",
-                                    &labels
-                                ),
-                            )
-                        });
-                        series
-                            .entry(route.to_owned())
-                            .or_default()
-                            .push(RequestSeries {
-                                method: method.clone(),
-                                status,
-                                count: count.clone(),
-                                latency: latency.clone(),
-                            });
-                        (count, latency)
-                    }
-                }
-            }
-        };
+        let (count, latency) = cached(&self.handles.requests, find, |series| {
+            let labels = [
+                ("route", route.to_owned()),
+                ("method", method.to_string()),
+                ("status", status.to_string()),
+            ];
+            let (count, latency) = self.record(|| {
+                (
+                    metrics::counter!("bedrock_chat_http_requests_total", &labels),
+                    metrics::histogram!("bedrock_chat_http_request_duration_seconds", &labels),
+                )
+            });
+            series
+                .entry(route.to_owned())
+                .or_default()
+                .push(RequestSeries {
+                    method: method.clone(),
+                    status,
+                    count: count.clone(),
+                    latency: latency.clone(),
+                });
+            (count, latency)
+        });
         count.increment(1);
         latency.record(elapsed);
     }
@@ -169,27 +146,18 @@ impl Metrics {
     /// Counts a model call and its tokens.
     pub fn model_call(&self, operation: &'static str, outcome: &'static str, tokens: (u64, u64)) {
         let handles = &self.handles;
-        let find = |calls: &[(&'static str, &'static str, Counter)]| {
+        let find = |calls: &Vec<(&'static str, &'static str, Counter)>| {
             calls
                 .iter()
                 .find(|(o, r, _)| *o == operation && *r == outcome)
                 .map(|(_, _, counter)| counter.clone())
         };
-        let known = find(
-            &handles
-                .model_calls
-                .read()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
-        let calls = known.unwrap_or_else(|| {
-            let mut calls = handles.model_calls.write().unwrap_or_else(|p| p.into_inner());
-            find(&calls).unwrap_or_else(|| {
-                let counter = self.record(|| {
-                    metrics::counter!("bedrock_chat_model_calls_total", "operation" => operation, "outcome" => outcome)
-                });
-                calls.push((operation, outcome, counter.clone()));
-                counter
-            })
+        let calls = cached(&handles.model_calls, find, |calls| {
+            let counter = self.record(|| {
+                metrics::counter!("bedrock_chat_model_calls_total", "operation" => operation, "outcome" => outcome)
+            });
+            calls.push((operation, outcome, counter.clone()));
+            counter
         });
         calls.increment(1);
         handles
@@ -258,4 +226,21 @@ pub async fn render(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// What `find` gets from `cache` under a read lock; the first time, under the write lock,
+/// what `make` adds to it (looked for again first, in case another request added it).
+fn cached<C, T>(
+    cache: &RwLock<C>,
+    find: impl Fn(&C) -> Option<T>,
+    make: impl FnOnce(&mut C) -> T,
+) -> T {
+    if let Some(found) = find(&cache.read().unwrap_or_else(PoisonError::into_inner)) {
+        return found;
+    }
+    let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
+    match find(&cache) {
+        Some(found) => found,
+        None => make(&mut cache),
+    }
 }
