@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::model::ModelMessage;
+use crate::parts::{DocumentFormat, ImageFormat, Part};
 use crate::types::{Message, Role};
 
 /// Estimates how many tokens a text costs, to keep a context window within budget
@@ -10,6 +11,87 @@ use crate::types::{Message, Role};
 pub trait TokenEstimator: Send + Sync + fmt::Debug + 'static {
     /// An estimate of the tokens in `text`.
     fn estimate(&self, text: &str) -> u64;
+}
+
+/// Bedrock's published estimate for an image (Anthropic's: width × height / 750), with
+/// the image scaled to fit the 1568-pixel edge the models resize to, so at most about
+/// 1,600 tokens. An image whose size cannot be read counts as the most.
+pub fn image_tokens(bytes: Option<&[u8]>) -> u64 {
+    const MAX_EDGE: f64 = 1568.0;
+    const MAX_TOKENS: u64 = 1_600;
+    let Some((width, height)) = bytes.and_then(ImageFormat::dimensions) else {
+        return MAX_TOKENS;
+    };
+    let (w, h) = (width as f64, height as f64);
+    let scale = (MAX_EDGE / w.max(h)).min(1.0);
+    (((w * scale) * (h * scale) / 750.0).ceil() as u64).clamp(1, MAX_TOKENS)
+}
+
+/// An estimate for a document: 1,500 tokens a page for a PDF (pages counted from its page
+/// objects), the text estimate for text formats, and one token per four bytes otherwise.
+pub fn document_tokens(
+    format: DocumentFormat,
+    bytes: Option<&[u8]>,
+    size: u64,
+    estimator: &dyn TokenEstimator,
+) -> u64 {
+    match (format, bytes) {
+        (DocumentFormat::Pdf, Some(bytes)) => {
+            let pages = count_pdf_pages(bytes).max(1);
+            pages.saturating_mul(1_500)
+        }
+        (format, Some(bytes)) if format.is_text() => {
+            estimator.estimate(&String::from_utf8_lossy(bytes))
+        }
+        _ => size.div_ceil(4),
+    }
+}
+
+/// `/Type /Page` objects (not `/Pages`) in a PDF.
+fn count_pdf_pages(bytes: &[u8]) -> u64 {
+    let mut pages = 0;
+    let mut rest = bytes;
+    while let Some(at) = find(rest, b"/Type") {
+        rest = &rest[at + 5..];
+        let trimmed = rest
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        let after = &rest[trimmed..];
+        if after.starts_with(b"/Page") && !after.starts_with(b"/Pages") {
+            pages += 1;
+        }
+    }
+    pages
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The estimated tokens of a message: its text, and for a message with parts, each
+/// attachment, tool call and result and reasoning too.
+pub fn estimate_message(estimator: &dyn TokenEstimator, content: &str, parts: &[Part]) -> u64 {
+    let mut tokens = estimator.estimate(content);
+    for part in parts {
+        tokens = tokens.saturating_add(match part {
+            Part::Text { .. } => 0,
+            Part::Image { source, .. } => image_tokens(source.bytes().map(|b| &b[..])),
+            Part::Document { format, source, .. } => document_tokens(
+                *format,
+                source.bytes().map(|b| &b[..]),
+                source.len(),
+                estimator,
+            ),
+            Part::ToolUse { name, input, .. } => {
+                estimator.estimate(name) + estimator.estimate(&input.to_string())
+            }
+            Part::ToolResult { output, .. } => estimator.estimate(&output.to_string()),
+            Part::Reasoning { text, .. } => estimator.estimate(text),
+            Part::RedactedReasoning { data } => data.len().div_ceil(4),
+        });
+    }
+    tokens
 }
 
 /// The default estimate: one token per `chars_per_token` characters, rounded up, plus a
@@ -60,19 +142,21 @@ pub struct ContextWindow {
 /// The result is always valid for Bedrock's Converse API: it starts with a user turn,
 /// roles alternate, no turn is empty. Stored history can break that (a deleted reply, an
 /// edited message); consecutive turns of one role are then joined, and a leading assistant
-/// turn is dropped. History is taken by value so its text moves into the turns.
+/// turn is dropped. History is taken by value so its text and parts move into the turns.
+/// Messages with [`parts`](Message::parts) count their attachments by
+/// [`estimate_message`].
 pub fn build_context(
     history: Vec<Message>,
-    new_message: &str,
+    new_message: ModelMessage,
     max_messages: usize,
     max_tokens: u64,
     estimator: &dyn TokenEstimator,
 ) -> ContextWindow {
-    let new_cost = estimator.estimate(new_message);
+    let new_cost = estimate_message(estimator, &new_message.content, &new_message.parts);
     let mut budget = max_tokens.saturating_sub(new_cost);
     let mut kept = 0;
     for message in history.iter().rev().take(max_messages) {
-        let cost = estimator.estimate(&message.content);
+        let cost = estimate_message(estimator, &message.content, &message.parts);
         if cost > budget {
             break;
         }
@@ -83,23 +167,19 @@ pub fn build_context(
     let skip = history.len() - kept;
 
     let mut turns: Vec<ModelMessage> = Vec::with_capacity(kept + 1);
-    let newest = std::iter::once((Role::User, new_message.to_owned()));
-    for (role, content) in history
-        .into_iter()
-        .skip(skip)
-        .map(|m| (m.role, m.content))
-        .chain(newest)
-    {
-        if content.trim().is_empty() {
+    let older = history.into_iter().skip(skip).map(|m| ModelMessage {
+        role: m.role,
+        content: m.content,
+        parts: m.parts,
+    });
+    for turn in older.chain(std::iter::once(new_message)) {
+        if turn.content.trim().is_empty() && !turn.parts.iter().any(|p| p.as_text().is_none()) {
             continue;
         }
         match turns.last_mut() {
-            None if role == Role::Assistant => continue,
-            Some(last) if last.role == role => {
-                last.content.push_str("\n\n");
-                last.content.push_str(&content);
-            }
-            _ => turns.push(ModelMessage { role, content }),
+            None if turn.role == Role::Assistant => continue,
+            Some(last) if last.role == turn.role => last.join(turn),
+            _ => turns.push(turn),
         }
     }
     ContextWindow {
@@ -122,6 +202,7 @@ mod tests {
             seq,
             role,
             content: content.into(),
+            parts: Vec::new(),
             reply_to: None,
             model: None,
             usage: None,
@@ -147,8 +228,14 @@ mod tests {
                 msg(i, role, &format!("m{i}"))
             })
             .collect();
-        let turns =
-            build_context(history, "new", 4, 10_000, &CharRatioEstimator::default()).messages;
+        let turns = build_context(
+            history,
+            ModelMessage::user("new"),
+            4,
+            10_000,
+            &CharRatioEstimator::default(),
+        )
+        .messages;
         let texts: Vec<_> = turns.iter().map(|t| t.content.as_str()).collect();
         assert_eq!(texts, ["m3", "m4", "m5", "m6", "new"]);
         assert_eq!(turns.first().map(|t| t.role), Some(Role::User));
@@ -161,8 +248,14 @@ mod tests {
             msg(3, Role::User, "q1"),
             msg(5, Role::User, "q2 (its reply was deleted)"),
         ];
-        let turns =
-            build_context(history, "q3", 10, 10_000, &CharRatioEstimator::default()).messages;
+        let turns = build_context(
+            history,
+            ModelMessage::user("q3"),
+            10,
+            10_000,
+            &CharRatioEstimator::default(),
+        )
+        .messages;
         assert_eq!(roles(&turns), [Role::User]);
         assert_eq!(turns[0].content, "q1\n\nq2 (its reply was deleted)\n\nq3");
     }
@@ -176,14 +269,20 @@ mod tests {
             msg(3, Role::User, "short"),
             msg(4, Role::Assistant, "short"),
         ];
-        let window = build_context(history.clone(), &"n".repeat(40), 10, 40, &est);
+        let window = build_context(
+            history.clone(),
+            ModelMessage::user("n".repeat(40)),
+            10,
+            40,
+            &est,
+        );
         assert_eq!(
             roles(&window.messages),
             [Role::User, Role::Assistant, Role::User]
         );
         // 14 for the new message, 6 for each short one kept.
         assert_eq!(window.estimated_tokens, 26);
-        let tiny = build_context(history, &"n".repeat(4000), 10, 5, &est);
+        let tiny = build_context(history, ModelMessage::user("n".repeat(4000)), 10, 5, &est);
         assert_eq!(tiny.messages.len(), 1);
         assert_eq!(tiny.estimated_tokens, 1004);
     }
@@ -191,8 +290,14 @@ mod tests {
     #[test]
     fn empty_turns_are_skipped() {
         let history = vec![msg(1, Role::User, "hi"), msg(2, Role::Assistant, "  ")];
-        let turns =
-            build_context(history, "again", 10, 1000, &CharRatioEstimator::default()).messages;
+        let turns = build_context(
+            history,
+            ModelMessage::user("again"),
+            10,
+            1000,
+            &CharRatioEstimator::default(),
+        )
+        .messages;
         assert_eq!(turns, vec![ModelMessage::user("hi\n\nagain")]);
     }
 }

@@ -18,6 +18,22 @@ pub struct InvalidInput {
     pub field: String,
     /// What is wrong with it.
     pub reason: String,
+    /// What kind of refusal: a bad value, one too large, or a media type not taken.
+    pub kind: InvalidKind,
+}
+
+/// What kind of refusal an [`InvalidInput`] is; decides its HTTP status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidKind {
+    /// A bad value (400).
+    #[default]
+    Invalid,
+    /// Over a size or count limit (413).
+    TooLarge,
+    /// A format or media type that is not taken, or bytes that are not what they claim
+    /// to be (415).
+    UnsupportedMediaType,
 }
 
 impl InvalidInput {
@@ -26,6 +42,32 @@ impl InvalidInput {
         Self {
             field: field.into(),
             reason: reason.into(),
+            kind: InvalidKind::Invalid,
+        }
+    }
+
+    /// `field` is over a size or count limit.
+    pub fn too_large(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            kind: InvalidKind::TooLarge,
+            ..Self::new(field, reason)
+        }
+    }
+
+    /// `field`'s format or media type is not taken.
+    pub fn unsupported_media_type(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            kind: InvalidKind::UnsupportedMediaType,
+            ..Self::new(field, reason)
+        }
+    }
+
+    /// The HTTP status: 400, 413 or 415 by [`kind`](Self::kind).
+    pub fn http_status(&self) -> u16 {
+        match self.kind {
+            InvalidKind::Invalid => 400,
+            InvalidKind::TooLarge => 413,
+            InvalidKind::UnsupportedMediaType => 415,
         }
     }
 }
@@ -38,6 +80,8 @@ pub enum Resource {
     Conversation,
     /// A message.
     Message,
+    /// An attachment's bytes in a blob store.
+    Attachment,
 }
 
 impl fmt::Display for Resource {
@@ -45,6 +89,7 @@ impl fmt::Display for Resource {
         f.write_str(match self {
             Self::Conversation => "conversation",
             Self::Message => "message",
+            Self::Attachment => "attachment",
         })
     }
 }
@@ -373,7 +418,7 @@ impl StoreError {
         match self {
             Self::NotFound { .. } => 404,
             Self::Conflict { .. } => 409,
-            Self::InvalidInput(_) => 400,
+            Self::InvalidInput(e) => e.http_status(),
             Self::Unavailable { .. } => 503,
             Self::Backend { .. } => 500,
             Self::Unsupported { .. } => 501,
@@ -431,7 +476,7 @@ impl RateLimitError {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::InsufficientCapacity { .. } => 413,
-            Self::InvalidInput(_) => 400,
+            Self::InvalidInput(e) => e.http_status(),
             Self::Unavailable { .. } => 503,
             Self::Backend { .. } => 500,
         }
@@ -482,7 +527,7 @@ impl ChatError {
     /// The HTTP status an API should answer with.
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::InvalidInput(_) => 400,
+            Self::InvalidInput(e) => e.http_status(),
             Self::RateLimited(_) | Self::BudgetExhausted(_) => 429,
             Self::Model(e) => e.http_status(),
             Self::Store(e) => e.http_status(),

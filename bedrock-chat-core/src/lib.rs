@@ -4,6 +4,7 @@
 pub mod backend;
 #[cfg(feature = "bedrock")]
 pub mod bedrock;
+pub mod blob;
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -14,6 +15,7 @@ pub mod ids;
 pub mod limiter;
 pub mod model;
 pub mod offline;
+pub mod parts;
 mod schema_fill;
 pub mod service;
 pub mod store;
@@ -23,9 +25,12 @@ pub mod types;
 
 #[cfg(feature = "bedrock")]
 pub use bedrock::{BedrockChatModel, BedrockConfig};
+pub use blob::BlobStore;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::{CharRatioEstimator, TokenEstimator};
-pub use error::{ChatError, InvalidInput, ModelError, RateLimitError, Resource, StoreError};
+pub use error::{
+    ChatError, InvalidInput, InvalidKind, ModelError, RateLimitError, Resource, StoreError,
+};
 pub use history_ext::{ExportFormat, HistoryStoreExt};
 pub use ids::{ChatId, MessageId, UserId};
 pub use limiter::{Decision, Quota, RateLimiter};
@@ -34,6 +39,7 @@ pub use model::{
     ModelRequest, ModelResponse, ModelStream, OutputSchema, StopReason,
 };
 pub use offline::OfflineChatModel;
+pub use parts::{Binary, BlobRef, DocumentFormat, ImageFormat, Part};
 pub use service::{
     ChatPolicy, ChatReply, ChatService, ChatServiceBuilder, ChatStream, Persona, PersonaReply,
     SendRequest, StatelessReply, StreamEvent, StructuredReply, AUDIT_TARGET,

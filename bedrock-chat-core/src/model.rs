@@ -7,6 +7,7 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
+use crate::parts::Part;
 use crate::types::{Role, Usage};
 
 /// Sampling settings (Bedrock's `inferenceConfig`); `None` leaves the model's default.
@@ -156,8 +157,12 @@ pub struct OutputSchema {
 pub struct ModelMessage {
     /// Who said it.
     pub role: Role,
-    /// What was said.
+    /// What was said; with [`parts`](Self::parts), the text of its text parts.
     pub content: String,
+    /// The whole turn in order when it holds more than text (see
+    /// [`Message::parts`](crate::Message::parts)); empty for a text-only turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
 }
 
 impl ModelMessage {
@@ -166,6 +171,7 @@ impl ModelMessage {
         Self {
             role: Role::User,
             content: content.into(),
+            parts: Vec::new(),
         }
     }
 
@@ -174,7 +180,44 @@ impl ModelMessage {
         Self {
             role: Role::Assistant,
             content: content.into(),
+            parts: Vec::new(),
         }
+    }
+
+    /// Sets the turn's parts; `content` becomes the text of its text parts.
+    pub fn with_parts(mut self, parts: Vec<Part>) -> Self {
+        self.content = crate::parts::text_of(&parts);
+        self.parts = parts;
+        self
+    }
+
+    /// The turn as parts: [`parts`](Self::parts), or one text part holding `content`.
+    pub fn content_parts(&self) -> std::borrow::Cow<'_, [Part]> {
+        crate::parts::content_parts(&self.content, &self.parts)
+    }
+
+    /// Appends `next` (a turn of the same role) to this one: text joined by a blank line,
+    /// parts concatenated.
+    pub(crate) fn join(&mut self, next: ModelMessage) {
+        if self.parts.is_empty() && next.parts.is_empty() {
+            self.content.push_str("\n\n");
+            self.content.push_str(&next.content);
+            return;
+        }
+        let mut parts = std::mem::take(&mut self.parts);
+        if parts.is_empty() {
+            parts.push(Part::text(std::mem::take(&mut self.content)));
+        }
+        match next.parts.is_empty() {
+            true => parts.push(Part::text(next.content)),
+            false => parts.extend(next.parts),
+        }
+        *self = ModelMessage {
+            role: self.role,
+            content: String::new(),
+            parts: Vec::new(),
+        }
+        .with_parts(parts);
     }
 }
 

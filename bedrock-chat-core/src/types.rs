@@ -4,6 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ChatId, MessageId, UserId};
+use crate::parts::{text_of, Part};
 
 /// A point in time, UTC, with microsecond precision (what every backend can hold).
 pub type Timestamp = DateTime<Utc>;
@@ -50,6 +51,16 @@ pub struct Usage {
     pub output_tokens: u64,
     /// What the model counted in all; usually the sum of the two.
     pub total_tokens: u64,
+    /// Input tokens read from the prompt cache (billed cheaper), on top of `input_tokens`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_read_tokens: u64,
+    /// Input tokens written to the prompt cache (billed dearer), on top of `input_tokens`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Usage {
@@ -59,7 +70,30 @@ impl Usage {
             input_tokens,
             output_tokens,
             total_tokens: input_tokens.saturating_add(output_tokens),
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
         }
+    }
+
+    /// Sets the prompt-cache figures: `read` tokens read from the cache and `write` tokens
+    /// written to it. They are added to `total_tokens`, as Bedrock counts them.
+    ///
+    /// ```
+    /// use bedrock_chat_core::Usage;
+    /// let usage = Usage::new(10, 5).with_cache(100, 0);
+    /// assert_eq!(usage.total_tokens, 115);
+    /// assert_eq!(usage.cache_read_tokens, 100);
+    /// ```
+    #[must_use]
+    pub fn with_cache(mut self, read: u64, write: u64) -> Self {
+        self.total_tokens = self
+            .input_tokens
+            .saturating_add(self.output_tokens)
+            .saturating_add(read)
+            .saturating_add(write);
+        self.cache_read_tokens = read;
+        self.cache_write_tokens = write;
+        self
     }
 
     /// The two added field by field, saturating at `u64::MAX`.
@@ -74,6 +108,12 @@ impl Usage {
             input_tokens: self.input_tokens.saturating_add(other.input_tokens),
             output_tokens: self.output_tokens.saturating_add(other.output_tokens),
             total_tokens: self.total_tokens.saturating_add(other.total_tokens),
+            cache_read_tokens: self
+                .cache_read_tokens
+                .saturating_add(other.cache_read_tokens),
+            cache_write_tokens: self
+                .cache_write_tokens
+                .saturating_add(other.cache_write_tokens),
         }
     }
 }
@@ -198,8 +238,13 @@ pub struct Message {
     pub seq: u64,
     /// Who wrote it.
     pub role: Role,
-    /// The text, byte for byte as written.
+    /// The text, byte for byte as written. For a message with [`parts`](Self::parts), the
+    /// text of its text parts ([`text_of`]).
     pub content: String,
+    /// The whole content in order (text, images, documents, tool calls and results,
+    /// reasoning), or empty for a message that is only text: then `content` is all of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
     /// For a reply: the user message it answers.
     pub reply_to: Option<MessageId>,
     /// For a reply: the model that wrote it.
@@ -221,8 +266,11 @@ pub struct NewMessage {
     pub id: MessageId,
     /// Who wrote it.
     pub role: Role,
-    /// The text.
+    /// The text; with [`parts`](Self::parts), the text of its text parts.
     pub content: String,
+    /// The whole content in order, or empty for a message that is only text (see
+    /// [`Message::parts`]).
+    pub parts: Vec<Part>,
     /// For a reply: the user message it answers.
     pub reply_to: Option<MessageId>,
     /// For a reply: the model that wrote it.
@@ -249,11 +297,34 @@ impl NewMessage {
             id: MessageId::new(),
             role,
             content: content.into(),
+            parts: Vec::new(),
             reply_to: None,
             model: None,
             usage: None,
             metadata: Metadata::new(),
         }
+    }
+
+    /// Sets the content from `parts`: `content` becomes the text of the text parts. A
+    /// single text part is kept as plain text (no parts), as cheap as [`user`](Self::user).
+    ///
+    /// ```
+    /// use bedrock_chat_core::NewMessage;
+    /// use bedrock_chat_core::parts::{ImageFormat, Part};
+    /// let message = NewMessage::user("")
+    ///     .with_parts(vec![Part::image(ImageFormat::Png, vec![1, 2]), Part::text("What is it?")]);
+    /// assert_eq!(message.content, "What is it?");
+    /// assert_eq!(message.parts.len(), 2);
+    /// assert!(NewMessage::user("").with_parts(vec![Part::text("hi")]).parts.is_empty());
+    /// ```
+    pub fn with_parts(mut self, parts: Vec<Part>) -> Self {
+        self.content = text_of(&parts);
+        self.parts = if parts.iter().all(|p| p.as_text().is_some()) && parts.len() <= 1 {
+            Vec::new()
+        } else {
+            parts
+        };
+        self
     }
 
     /// Sets the id.
@@ -287,6 +358,14 @@ impl NewMessage {
     }
 }
 
+impl Message {
+    /// The content as parts: [`parts`](Self::parts), or one text part holding
+    /// [`content`](Self::content) when it has none.
+    pub fn content_parts(&self) -> std::borrow::Cow<'_, [Part]> {
+        crate::parts::content_parts(&self.content, &self.parts)
+    }
+}
+
 /// Changes to a message; `None` leaves a field as it is.
 ///
 /// ```
@@ -298,7 +377,8 @@ impl NewMessage {
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct MessageUpdate {
-    /// New text.
+    /// New text. On a message with [`parts`](Message::parts), it replaces the text parts
+    /// as [`replace_text`](crate::parts::replace_text) does and the attachments stay.
     pub content: Option<String>,
     /// New metadata, replacing the old.
     pub metadata: Option<Metadata>,

@@ -92,6 +92,7 @@ pub(crate) fn usage_from_columns(
             input_tokens: to_u64(backend, i, "input_tokens")?,
             output_tokens: to_u64(backend, o, "output_tokens")?,
             total_tokens: to_u64(backend, t, "total_tokens")?,
+            ..Default::default()
         })),
         _ => Err(malformed(backend, "usage is partly missing")),
     }

@@ -190,6 +190,7 @@ fn stored(chat_id: ChatId, seq: u64, new: NewMessage, now: Timestamp) -> Message
         seq,
         role: new.role,
         content: new.content,
+        parts: new.parts,
         reply_to: new.reply_to,
         model: new.model,
         usage: new.usage,

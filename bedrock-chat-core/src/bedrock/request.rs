@@ -3,17 +3,21 @@
 
 use aws_sdk_bedrockruntime::error::BuildError;
 use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ConversationRole, GuardrailConfiguration, GuardrailStreamConfiguration,
-    GuardrailStreamProcessingMode, GuardrailTrace, InferenceConfiguration, Message,
+    ContentBlock, ConversationRole, DocumentBlock, DocumentFormat as SdkDocumentFormat,
+    DocumentSource, GuardrailConfiguration, GuardrailStreamConfiguration,
+    GuardrailStreamProcessingMode, GuardrailTrace, ImageBlock, ImageFormat as SdkImageFormat,
+    ImageSource, InferenceConfiguration, Message, ReasoningContentBlock, ReasoningTextBlock,
     SpecificToolChoice, SystemContentBlock, Tool, ToolChoice, ToolConfiguration, ToolInputSchema,
-    ToolSpecification,
+    ToolResultBlock, ToolResultContentBlock, ToolResultStatus, ToolSpecification, ToolUseBlock,
 };
+use aws_smithy_types::Blob;
 
 use super::document::to_document;
 use crate::error::ModelError;
 use crate::model::{
-    GuardrailConfig, GuardrailStreamMode, InferenceConfig, ModelRequest, OutputSchema,
+    GuardrailConfig, GuardrailStreamMode, InferenceConfig, ModelMessage, ModelRequest, OutputSchema,
 };
+use crate::parts::{Binary, DocumentFormat, ImageFormat, Part};
 use crate::types::Role;
 
 /// The parts of a Converse / ConverseStream call.
@@ -40,16 +44,7 @@ impl ConverseParts {
         let messages = request
             .messages
             .into_iter()
-            .map(|m| {
-                Message::builder()
-                    .role(match m.role {
-                        Role::User => ConversationRole::User,
-                        Role::Assistant => ConversationRole::Assistant,
-                    })
-                    .content(ContentBlock::Text(m.content))
-                    .build()
-                    .map_err(|e| invalid("message", e))
-            })
+            .map(message)
             .collect::<Result<Vec<_>, _>>()?;
         // Bedrock refuses a blank system block, and "no system prompt" is what a blank one
         // means here.
@@ -101,6 +96,124 @@ impl ConverseParts {
             }
             .build()
         })
+    }
+}
+
+/// A turn as a Bedrock message: one text block, or a block per part.
+fn message(turn: ModelMessage) -> Result<Message, ModelError> {
+    let content = if turn.parts.is_empty() {
+        vec![ContentBlock::Text(turn.content)]
+    } else {
+        turn.parts
+            .into_iter()
+            .map(content_block)
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    Message::builder()
+        .role(match turn.role {
+            Role::User => ConversationRole::User,
+            Role::Assistant => ConversationRole::Assistant,
+        })
+        .set_content(Some(content))
+        .build()
+        .map_err(|e| invalid("message", e))
+}
+
+/// The bytes of an attachment, which must have been read back from the blob store.
+fn blob(binary: Binary, what: &str) -> Result<Blob, ModelError> {
+    match binary {
+        Binary::Bytes(bytes) => Ok(Blob::new(bytes.to_vec())),
+        Binary::Blob(blob) => Err(ModelError::invalid_request(format!(
+            "the {what} in blob {} was not read back before the call",
+            blob.key
+        ))),
+    }
+}
+
+fn content_block(part: Part) -> Result<ContentBlock, ModelError> {
+    Ok(match part {
+        Part::Text { text } => ContentBlock::Text(text),
+        Part::Image { format, source } => ContentBlock::Image(
+            ImageBlock::builder()
+                .format(image_format(format))
+                .source(ImageSource::Bytes(blob(source, "image")?))
+                .build()
+                .map_err(|e| invalid("image block", e))?,
+        ),
+        Part::Document {
+            format,
+            name,
+            source,
+        } => ContentBlock::Document(
+            DocumentBlock::builder()
+                .format(document_format(format))
+                .name(name)
+                .source(DocumentSource::Bytes(blob(source, "document")?))
+                .build()
+                .map_err(|e| invalid("document block", e))?,
+        ),
+        Part::ToolUse { id, name, input } => ContentBlock::ToolUse(
+            ToolUseBlock::builder()
+                .tool_use_id(id)
+                .name(name)
+                .input(to_document(&input))
+                .build()
+                .map_err(|e| invalid("tool use block", e))?,
+        ),
+        Part::ToolResult {
+            tool_use_id,
+            output,
+            is_error,
+        } => ContentBlock::ToolResult(
+            ToolResultBlock::builder()
+                .tool_use_id(tool_use_id)
+                .content(match output {
+                    serde_json::Value::String(text) => ToolResultContentBlock::Text(text),
+                    other => ToolResultContentBlock::Json(to_document(&other)),
+                })
+                .status(if is_error {
+                    ToolResultStatus::Error
+                } else {
+                    ToolResultStatus::Success
+                })
+                .build()
+                .map_err(|e| invalid("tool result block", e))?,
+        ),
+        Part::Reasoning { text, signature } => {
+            ContentBlock::ReasoningContent(ReasoningContentBlock::ReasoningText(
+                ReasoningTextBlock::builder()
+                    .text(text)
+                    .set_signature(signature)
+                    .build()
+                    .map_err(|e| invalid("reasoning block", e))?,
+            ))
+        }
+        Part::RedactedReasoning { data } => ContentBlock::ReasoningContent(
+            ReasoningContentBlock::RedactedContent(blob(data, "redacted reasoning")?),
+        ),
+    })
+}
+
+fn image_format(format: ImageFormat) -> SdkImageFormat {
+    match format {
+        ImageFormat::Png => SdkImageFormat::Png,
+        ImageFormat::Jpeg => SdkImageFormat::Jpeg,
+        ImageFormat::Gif => SdkImageFormat::Gif,
+        ImageFormat::Webp => SdkImageFormat::Webp,
+    }
+}
+
+fn document_format(format: DocumentFormat) -> SdkDocumentFormat {
+    match format {
+        DocumentFormat::Pdf => SdkDocumentFormat::Pdf,
+        DocumentFormat::Csv => SdkDocumentFormat::Csv,
+        DocumentFormat::Doc => SdkDocumentFormat::Doc,
+        DocumentFormat::Docx => SdkDocumentFormat::Docx,
+        DocumentFormat::Xls => SdkDocumentFormat::Xls,
+        DocumentFormat::Xlsx => SdkDocumentFormat::Xlsx,
+        DocumentFormat::Html => SdkDocumentFormat::Html,
+        DocumentFormat::Txt => SdkDocumentFormat::Txt,
+        DocumentFormat::Md => SdkDocumentFormat::Md,
     }
 }
 
@@ -169,6 +282,55 @@ mod tests {
         })
         .unwrap();
         assert_eq!(set.max_tokens, Some(i32::MAX));
+    }
+
+    #[test]
+    fn parts_become_their_content_blocks() {
+        let parts = ConverseParts::new(ModelRequest::new([ModelMessage::user("").with_parts(
+            vec![
+                Part::image(ImageFormat::Webp, b"RIFF".to_vec()),
+                Part::document(DocumentFormat::Md, "notes", b"# n".to_vec()),
+                Part::text("what is this?"),
+            ],
+        )]))
+        .unwrap();
+        let blocks = &parts.messages[0].content;
+        assert_eq!(blocks.len(), 3);
+        match &blocks[0] {
+            ContentBlock::Image(image) => {
+                assert_eq!(image.format, SdkImageFormat::Webp);
+                assert_eq!(
+                    image.source,
+                    Some(ImageSource::Bytes(Blob::new(b"RIFF".to_vec())))
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match &blocks[1] {
+            ContentBlock::Document(doc) => assert_eq!(doc.name, "notes"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(blocks[2], ContentBlock::Text("what is this?".into()));
+    }
+
+    #[test]
+    fn an_unread_blob_is_refused_before_the_call() {
+        let blob = Part::Image {
+            format: ImageFormat::Png,
+            source: Binary::Blob(crate::parts::BlobRef {
+                key: "k".into(),
+                size: 1,
+                sha256: String::new(),
+            }),
+        };
+        let error = ConverseParts::new(ModelRequest::new([
+            ModelMessage::user("").with_parts(vec![blob, Part::text("hi")])
+        ]))
+        .unwrap_err();
+        assert!(
+            matches!(error, ModelError::InvalidRequest { .. }),
+            "{error:?}"
+        );
     }
 
     #[test]

@@ -11,13 +11,16 @@ use crate::error::ModelError;
 use crate::model::{ModelResponse, OutputSchema, StopReason};
 use crate::types::Usage;
 
-/// Bedrock's token counts (never negative in practice; clamped at 0 if they were).
+/// Bedrock's token counts (never negative in practice; clamped at 0 if they were),
+/// prompt-cache reads and writes included.
 pub(crate) fn usage(tokens: &TokenUsage) -> Usage {
     let count = |n: i32| u64::try_from(n).unwrap_or(0);
     Usage {
         input_tokens: count(tokens.input_tokens),
         output_tokens: count(tokens.output_tokens),
         total_tokens: count(tokens.total_tokens),
+        cache_read_tokens: tokens.cache_read_input_tokens.map_or(0, count),
+        cache_write_tokens: tokens.cache_write_input_tokens.map_or(0, count),
     }
 }
 

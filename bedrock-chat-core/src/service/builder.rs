@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
 
-use super::{ChatService, Inner};
+use super::{AttachmentLimits, ChatService, Inner};
+use crate::blob::BlobStore;
 use crate::context::{CharRatioEstimator, TokenEstimator};
 use crate::limiter::RateLimiter;
 use crate::model::{ChatModel, GuardrailConfig, InferenceConfig};
@@ -36,6 +37,11 @@ pub struct ChatPolicy {
     /// Whether audit events carry the user's message text (off by default: logs then hold
     /// no conversation content).
     pub audit_message_text: bool,
+    /// What a send may attach (by default, Bedrock's own limits).
+    pub attachments: AttachmentLimits,
+    /// With a blob store, at most this many attachment bytes stay in a stored message; the
+    /// rest go to the blob store (64 KiB by default, well inside DynamoDB's 400 KB item).
+    pub inline_attachment_bytes: u64,
 }
 
 impl Default for ChatPolicy {
@@ -51,6 +57,8 @@ impl Default for ChatPolicy {
             stream_idle_timeout: Duration::from_secs(120),
             title_chars: 60,
             audit_message_text: false,
+            attachments: AttachmentLimits::default(),
+            inline_attachment_bytes: 64 * 1024,
         }
     }
 }
@@ -99,6 +107,18 @@ impl ChatPolicy {
         self
     }
 
+    /// Sets what a send may attach.
+    pub fn with_attachment_limits(mut self, limits: AttachmentLimits) -> Self {
+        self.attachments = limits;
+        self
+    }
+
+    /// Sets how many attachment bytes a stored message keeps when there is a blob store.
+    pub fn with_inline_attachment_bytes(mut self, bytes: u64) -> Self {
+        self.inline_attachment_bytes = bytes;
+        self
+    }
+
     /// Sets how long a streamed reply may be silent before it fails.
     pub fn with_stream_idle_timeout(mut self, timeout: Duration) -> Self {
         self.stream_idle_timeout = timeout;
@@ -114,6 +134,7 @@ pub struct ChatServiceBuilder {
     request_limiter: Option<Arc<dyn RateLimiter>>,
     token_budget: Option<Arc<dyn RateLimiter>>,
     estimator: Arc<dyn TokenEstimator>,
+    blobs: Option<Arc<dyn BlobStore>>,
     policy: ChatPolicy,
 }
 
@@ -125,6 +146,7 @@ impl ChatServiceBuilder {
             request_limiter: None,
             token_budget: None,
             estimator: Arc::new(CharRatioEstimator::default()),
+            blobs: None,
             policy: ChatPolicy::default(),
         }
     }
@@ -148,6 +170,14 @@ impl ChatServiceBuilder {
         self
     }
 
+    /// Keeps large attachments in `blobs` instead of in the history store (see
+    /// [`ChatPolicy::inline_attachment_bytes`]); deleting a conversation or message through
+    /// the service deletes its blobs too.
+    pub fn blob_store(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.blobs = Some(blobs);
+        self
+    }
+
     /// Sets the policy.
     pub fn policy(mut self, policy: ChatPolicy) -> Self {
         self.policy = policy;
@@ -163,6 +193,7 @@ impl ChatServiceBuilder {
                 request_limiter: self.request_limiter,
                 token_budget: self.token_budget,
                 estimator: self.estimator,
+                blobs: self.blobs,
                 policy: self.policy,
                 tasks: TaskTracker::new(),
             }),

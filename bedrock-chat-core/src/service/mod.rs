@@ -1,5 +1,6 @@
 //! [`ChatService`]: a model, a history store and limiters composed into one send.
 
+mod attachments;
 mod audit;
 mod builder;
 mod oneshot;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::task::TaskTracker;
 
+pub use attachments::{document_name, AttachmentLimits};
 pub use audit::AUDIT_TARGET;
 pub use builder::{ChatPolicy, ChatServiceBuilder};
 pub use oneshot::{Persona, PersonaReply, StatelessReply, StructuredReply};
@@ -18,11 +20,15 @@ pub use stream::{ChatStream, StreamEvent};
 
 use audit::{CallMeta, Operation, Outcome};
 
+use crate::blob::{self, BlobStore};
 use crate::context::{build_context, TokenEstimator};
 use crate::error::{ChatError, InvalidInput, StoreError};
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::limiter::{Decision, RateLimiter};
-use crate::model::{ChatModel, GuardrailConfig, InferenceConfig, ModelRequest, StopReason};
+use crate::model::{
+    ChatModel, GuardrailConfig, InferenceConfig, ModelMessage, ModelRequest, StopReason,
+};
+use crate::parts::Part;
 use crate::store::{AppendRequest, AppendTarget, HistoryStore};
 use crate::types::{Message, Metadata, NewConversation, NewMessage, Role, Usage};
 
@@ -34,6 +40,9 @@ pub struct SendRequest {
     pub user: UserId,
     /// The message text.
     pub message: String,
+    /// Images and documents sent with the message ([`Part::Image`], [`Part::Document`]),
+    /// checked against [`ChatPolicy::attachments`].
+    pub attachments: Vec<Part>,
     /// The conversation to continue; `None` starts a new one.
     pub chat_id: Option<ChatId>,
     /// The message's id (the idempotency key): a retry with the same id returns the stored
@@ -62,6 +71,7 @@ impl SendRequest {
         Self {
             user,
             message: message.into(),
+            attachments: Vec::new(),
             chat_id: None,
             message_uid: None,
             system_prompt: None,
@@ -72,6 +82,19 @@ impl SendRequest {
             request_id: None,
             metadata: Metadata::new(),
         }
+    }
+
+    /// Attaches an image or a document ([`Part::image`], [`Part::document`]).
+    ///
+    /// ```
+    /// use bedrock_chat_core::{DocumentFormat, Part, SendRequest, UserId};
+    /// let request = SendRequest::new(UserId::new("alice").unwrap(), "Summarise this")
+    ///     .with_attachment(Part::document(DocumentFormat::Txt, "minutes", b"We met.".to_vec()));
+    /// assert_eq!(request.attachments.len(), 1);
+    /// ```
+    pub fn with_attachment(mut self, attachment: Part) -> Self {
+        self.attachments.push(attachment);
+        self
     }
 
     /// Continues conversation `chat_id`.
@@ -242,6 +265,7 @@ struct Inner {
     request_limiter: Option<Arc<dyn RateLimiter>>,
     token_budget: Option<Arc<dyn RateLimiter>>,
     estimator: Arc<dyn TokenEstimator>,
+    blobs: Option<Arc<dyn BlobStore>>,
     policy: ChatPolicy,
     tasks: TaskTracker,
 }
@@ -262,6 +286,8 @@ struct Prepared {
     target: AppendTarget,
     message_uid: MessageId,
     question: String,
+    /// The question's parts (attachments, then its text), empty for plain text.
+    question_parts: Vec<Part>,
     metadata: Metadata,
     /// The context's estimated input tokens, charged when a model reports no usage.
     estimated_input_tokens: u64,
@@ -428,13 +454,28 @@ impl ChatService {
             }
         };
 
-        let context = build_context(
+        let new_turn = if request.attachments.is_empty() {
+            ModelMessage::user(request.message.clone())
+        } else {
+            let mut parts = request.attachments.clone();
+            parts.push(Part::text(request.message.clone()));
+            ModelMessage::user(String::new()).with_parts(parts)
+        };
+        let mut context = build_context(
             history,
-            &request.message,
+            new_turn,
             policy.context_messages as usize,
             policy.context_tokens,
             inner.estimator.as_ref(),
         );
+        for turn in &mut context.messages {
+            blob::resolve(inner.blobs.as_deref(), &mut turn.parts).await?;
+        }
+        let question_parts = context
+            .messages
+            .last()
+            .map(|turn| turn.parts.clone())
+            .unwrap_or_default();
         let model_request = ModelRequest {
             system: request
                 .system_prompt
@@ -451,6 +492,7 @@ impl ChatService {
             target,
             message_uid: request.message_uid.unwrap_or_default(),
             question: request.message,
+            question_parts,
             metadata: request.metadata,
             estimated_input_tokens: context.estimated_tokens,
             rate_limit,
@@ -464,6 +506,7 @@ impl Inner {
     fn validate(&self, request: &SendRequest) -> Result<(), InvalidInput> {
         let policy = &self.policy;
         validate_text(&request.message, "message", policy.max_message_chars, true)?;
+        policy.attachments.check(&request.attachments)?;
         if let Some(prompt) = &request.system_prompt {
             validate_text(
                 prompt,
@@ -595,9 +638,34 @@ impl Inner {
         let mut reply_metadata = Metadata::new();
         reply_metadata.insert("stop_reason".into(), stop_reason.as_str().into());
         reply_metadata.insert("latency_ms".into(), (latency.as_millis() as u64).into());
-        let question = NewMessage::user(prepared.question)
+        let mut question = NewMessage::user(prepared.question)
             .with_id(uid)
             .with_metadata(prepared.metadata);
+        if !prepared.question_parts.is_empty() {
+            let mut parts = prepared.question_parts;
+            if let Some(blobs) = &self.blobs {
+                let chat_id = prepared.target.chat_id();
+                let limit = self.policy.inline_attachment_bytes;
+                if let Err(error) =
+                    blob::offload(blobs.as_ref(), chat_id, uid, &mut parts, limit).await
+                {
+                    let error = ChatError::from(error);
+                    audit::model_call(
+                        &prepared.meta,
+                        &model_id,
+                        None,
+                        Some(uid),
+                        latency,
+                        Outcome::Failed {
+                            error: &error,
+                            partial_chars: 0,
+                        },
+                    );
+                    return Err(error);
+                }
+            }
+            question = question.with_parts(parts);
+        }
         let answer = NewMessage::assistant(text)
             .with_id(uid.reply_id())
             .replying_to(uid)

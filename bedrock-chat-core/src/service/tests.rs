@@ -52,6 +52,7 @@ fn stored_message(new: &NewMessage, chat_id: ChatId, seq: u64) -> Message {
         seq,
         role: new.role,
         content: new.content.clone(),
+        parts: new.parts.clone(),
         reply_to: new.reply_to,
         model: new.model.clone(),
         usage: new.usage,

@@ -158,6 +158,7 @@ pub(super) fn get_usage(item: &Item) -> Result<Option<Usage>, StoreError> {
         input_tokens: get_n(item, "in")?,
         output_tokens: get_n(item, "out")?,
         total_tokens: get_n(item, "total")?,
+        ..Default::default()
     }))
 }
 
@@ -317,6 +318,7 @@ pub(super) fn message_from(item: &Item, rest: &[String]) -> Result<Message, Stor
         seq: get_n(item, "seq")?,
         role: Role::parse(role).ok_or_else(|| malformed(BACKEND, format!("role {role:?}")))?,
         content,
+        parts: Vec::new(),
         reply_to: opt_s(item, "reply_to")
             .map(|r| parse(&r, "reply_to"))
             .transpose()?,

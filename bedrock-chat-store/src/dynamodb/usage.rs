@@ -22,6 +22,7 @@ fn ledger_usage(item: &Item) -> Result<(Usage, u64), StoreError> {
         input_tokens: items::get_sum(item, "in")?,
         output_tokens: items::get_sum(item, "out")?,
         total_tokens: items::get_sum(item, "total")?,
+        ..Default::default()
     };
     Ok((usage, items::get_sum(item, "calls")?))
 }

@@ -56,6 +56,7 @@ pub(super) fn message(row: &PgRow) -> Result<Message, StoreError> {
         seq: to_u64(BACKEND, get(row, "seq")?, "seq")?,
         role: Role::parse(&role).ok_or_else(|| malformed(BACKEND, format!("role {role:?}")))?,
         content: get(row, "content")?,
+        parts: Vec::new(),
         reply_to: reply_to.map(MessageId::from_uuid),
         model: get(row, "model")?,
         usage: usage_from_columns(
@@ -80,6 +81,7 @@ pub(super) fn daily_usage(row: &PgRow) -> Result<DailyUsage, StoreError> {
             input_tokens: count("input_tokens")?,
             output_tokens: count("output_tokens")?,
             total_tokens: count("total_tokens")?,
+            ..Default::default()
         },
         calls: count("calls")?,
     })

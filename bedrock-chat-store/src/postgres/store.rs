@@ -452,6 +452,7 @@ impl HistoryStore for PostgresHistoryStore {
                 input_tokens: get("input_tokens")?,
                 output_tokens: get("output_tokens")?,
                 total_tokens: get("total_tokens")?,
+                ..Default::default()
             },
             calls: get("calls")?,
         })

@@ -71,6 +71,7 @@ pub(super) fn message(row: &[Option<String>]) -> Result<Message, StoreError> {
         seq: parse(field(row, 2, "seq")?, "seq")?,
         role: header.role,
         content: field(row, 4, "content")?.to_owned(),
+        parts: Vec::new(),
         reply_to: header.reply_to,
         model: header.model,
         usage: header.usage,
@@ -88,6 +89,7 @@ pub(super) fn daily_usage(row: &[Option<String>]) -> Result<DailyUsage, StoreErr
             input_tokens: count(row, 1)?,
             output_tokens: count(row, 2)?,
             total_tokens: count(row, 3)?,
+            ..Default::default()
         },
         calls: count(row, 4)?,
     })

@@ -425,6 +425,7 @@ impl HistoryStore for RedisHistoryStore {
                 input_tokens: rows::count(&row, 2)?,
                 output_tokens: rows::count(&row, 3)?,
                 total_tokens: rows::count(&row, 4)?,
+                ..Default::default()
             },
             calls: rows::count(&row, 5)?,
         })

@@ -60,6 +60,7 @@ pub(super) fn message(row: &SqliteRow) -> Result<Message, StoreError> {
         seq: to_u64(BACKEND, get(row, "seq")?, "seq")?,
         role: Role::parse(&role).ok_or_else(|| malformed(BACKEND, format!("role {role:?}")))?,
         content: get(row, "content")?,
+        parts: Vec::new(),
         reply_to: reply_to
             .map(|r| parse::<MessageId>(&r, "reply_to"))
             .transpose()?,
@@ -87,6 +88,7 @@ pub(super) fn daily_usage(row: &SqliteRow) -> Result<DailyUsage, StoreError> {
             input_tokens: count("input_tokens")?,
             output_tokens: count("output_tokens")?,
             total_tokens: count("total_tokens")?,
+            ..Default::default()
         },
         calls: count("calls")?,
     })

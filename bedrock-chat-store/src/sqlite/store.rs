@@ -509,6 +509,7 @@ impl HistoryStore for SqliteHistoryStore {
                 input_tokens: get("input_tokens")?,
                 output_tokens: get("output_tokens")?,
                 total_tokens: get("total_tokens")?,
+                ..Default::default()
             },
             calls: get("calls")?,
         })
