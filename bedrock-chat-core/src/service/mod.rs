@@ -403,6 +403,84 @@ impl ChatService {
         ))
     }
 
+    /// The blob store large attachments are kept in, if any.
+    pub fn blob_store(&self) -> Option<&Arc<dyn BlobStore>> {
+        self.inner.blobs.as_ref()
+    }
+
+    /// Deletes a conversation, its messages and its attachments in the blob store.
+    ///
+    /// The history goes first: once it is gone nothing refers to the blobs, and a blob
+    /// store that fails then only leaves unreachable bytes behind (logged), never a message
+    /// whose attachment is missing.
+    ///
+    /// # Errors
+    /// As [`HistoryStore::delete_conversation`].
+    pub async fn delete_conversation(
+        &self,
+        user: &UserId,
+        chat_id: ChatId,
+    ) -> Result<(), StoreError> {
+        self.inner.store.delete_conversation(user, chat_id).await?;
+        if let Some(blobs) = &self.inner.blobs {
+            let prefix = blob::conversation_prefix(chat_id);
+            if let Err(error) = blobs.delete_prefix(&prefix).await {
+                tracing::error!(%chat_id, error = %error, "could not delete a conversation's attachments");
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a message and its attachments in the blob store (history first, as
+    /// [`delete_conversation`](Self::delete_conversation) does).
+    ///
+    /// # Errors
+    /// As [`HistoryStore::delete_message`].
+    pub async fn delete_message(&self, user: &UserId, id: MessageId) -> Result<(), StoreError> {
+        let blobs = match &self.inner.blobs {
+            Some(blobs) => {
+                let message = self.inner.store.get_message(user, id).await?;
+                let has_blobs = message
+                    .parts
+                    .iter()
+                    .any(|p| matches!(p.binary(), Some(crate::parts::Binary::Blob(_))));
+                has_blobs.then(|| (blobs, message.chat_id))
+            }
+            None => None,
+        };
+        self.inner.store.delete_message(user, id).await?;
+        if let Some((blobs, chat_id)) = blobs {
+            let prefix = format!("{}{id}/", blob::conversation_prefix(chat_id));
+            if let Err(error) = blobs.delete_prefix(&prefix).await {
+                tracing::error!(message_id = %id, error = %error, "could not delete a message's attachments");
+            }
+        }
+        Ok(())
+    }
+
+    /// Part `index` of the user's message `id` with its bytes read back from the blob
+    /// store: an attachment to download.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the user has no such message or it has no such
+    /// part (resource [`Attachment`](crate::Resource::Attachment)); the blob store's error
+    /// when its bytes cannot be read.
+    pub async fn message_part(
+        &self,
+        user: &UserId,
+        id: MessageId,
+        index: usize,
+    ) -> Result<Part, StoreError> {
+        let message = self.inner.store.get_message(user, id).await?;
+        let mut part = message
+            .parts
+            .into_iter()
+            .nth(index)
+            .ok_or_else(|| StoreError::not_found(crate::Resource::Attachment))?;
+        blob::resolve(self.inner.blobs.as_deref(), std::slice::from_mut(&mut part)).await?;
+        Ok(part)
+    }
+
     /// Waits until every streamed reply still being generated has been stored (or has
     /// failed). Call it on shutdown so that no reply in flight is lost.
     pub async fn shutdown(&self) {
