@@ -31,6 +31,7 @@ pub fn router_settings(http: &HttpArgs) -> RouterSettings {
     RouterSettings {
         cors_origins: http.cors_origins.clone(),
         max_body_bytes: http.max_body_bytes,
+        max_attachment_body_bytes: http.max_attachment_body_bytes,
         request_timeout: http.request_timeout,
     }
 }

@@ -174,9 +174,19 @@ pub struct HttpArgs {
     )]
     pub cors_origins: Vec<String>,
 
-    /// The largest request body accepted, in bytes.
+    /// The largest request body accepted, in bytes (sends with attachments have their
+    /// own limit, --max-attachment-body-bytes).
     #[arg(long, env = "BEDROCK_CHAT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// The largest body of a send (`POST /api/v1/chats` and `/api/v1/chats/stream`),
+    /// whose attachments travel in base64, in bytes (default 32 MiB).
+    #[arg(
+        long,
+        env = "BEDROCK_CHAT_MAX_ATTACHMENT_BODY_BYTES",
+        default_value_t = crate::http::DEFAULT_MAX_ATTACHMENT_BODY_BYTES
+    )]
+    pub max_attachment_body_bytes: usize,
 
     /// How long a non-streaming request may take, as `30s`, `2min`, ...
     #[arg(long, env = "BEDROCK_CHAT_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]

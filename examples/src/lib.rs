@@ -6,6 +6,7 @@
 //! - [`app`]: the router's state and settings from those settings, built once per process
 //!   by the server and the Lambda function alike;
 //! - [`cli`]: the CLI's commands, interactive chat and exit codes;
+//! - [`export`]: a conversation's export, attachments shown without their bytes;
 //! - [`http`]: the axum router of the HTTP API (the server and the tests serve it);
 //! - [`lambda`]: that router as an AWS Lambda handler (`lambda_http`);
 //! - [`telemetry`]: JSON or pretty logs.
@@ -14,6 +15,7 @@ pub mod app;
 pub mod backends;
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod http;
 pub mod lambda;
 pub mod telemetry;

@@ -4,8 +4,7 @@
 use std::io::Write;
 
 use bedrock_chat_core::{
-    ChatId, ChatService, Conversation, ExportFormat, HistoryStoreExt, ListOptions, Message, Role,
-    UserId,
+    ChatId, ChatService, Conversation, ExportFormat, ListOptions, Message, Role, UserId,
 };
 use futures::TryStreamExt;
 
@@ -51,7 +50,8 @@ pub async fn run(
             print_conversation(&mut out, &conversation, &messages, terminal.out())?;
         }
         HistoryCommand::Delete { id } => {
-            store.delete_conversation(user, id).await?;
+            // Through the service: the attachments in the blob store go too.
+            service.delete_conversation(user, id).await?;
             terminal.note(&format!("deleted conversation {id}"));
         }
         HistoryCommand::Export { id, format, output } => match output {
@@ -79,10 +79,8 @@ pub async fn export(
     format: ExportFormat,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
-    let mut pieces = service
-        .store()
-        .export_conversation(user, id, format)
-        .await?;
+    let mut pieces =
+        crate::export::export_conversation(service.store().as_ref(), user, id, format).await?;
     while let Some(piece) = pieces.try_next().await? {
         out.write_all(piece.as_bytes())?;
     }

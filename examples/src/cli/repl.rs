@@ -411,10 +411,8 @@ impl Session<'_> {
 
     async fn delete(&mut self) -> Result<(), Failure> {
         let id = self.current()?;
-        self.service
-            .store()
-            .delete_conversation(self.user, id)
-            .await?;
+        // Through the service: the attachments in the blob store go too.
+        self.service.delete_conversation(self.user, id).await?;
         self.chat = None;
         self.listed.retain(|listed| *listed != id);
         self.terminal.note(&format!(

@@ -13,6 +13,7 @@ use bedrock_chat_core::{
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use super::attachments::AttachmentRequest;
 use super::error::{ApiError, ErrorBody};
 use super::identity::Caller;
 use super::json::ApiJson;
@@ -36,11 +37,19 @@ pub struct ChatRequest {
     /// A system prompt for this send (and, for a new conversation, the ones after).
     #[serde(default)]
     pub system_prompt: Option<String>,
+    /// Images and documents sent with the message, in order (Bedrock's limits: 20
+    /// images of at most 3.75 MB and 8,000 px a side, 5 documents of at most 4.5 MB;
+    /// over them is a 413, a format not taken or bytes that are not that format a 415).
+    #[serde(default)]
+    pub attachments: Vec<AttachmentRequest>,
 }
 
 impl ChatRequest {
-    fn into_send(self, caller: &Caller) -> SendRequest {
+    fn into_send(self, caller: &Caller) -> Result<SendRequest, ApiError> {
         let mut send = caller.send_request(self.message);
+        for (index, attachment) in self.attachments.into_iter().enumerate() {
+            send = send.with_attachment(attachment.into_part(index)?);
+        }
         if let Some(chat_id) = self.chat_id {
             send = send.in_chat(chat_id);
         }
@@ -50,7 +59,7 @@ impl ChatRequest {
         if let Some(prompt) = self.system_prompt {
             send = send.with_system_prompt(prompt);
         }
-        send
+        Ok(send)
     }
 }
 
@@ -131,8 +140,8 @@ impl From<ChatReply> for ChatResponse {
         (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
         (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
         (status = 409, description = "The message_uid names a message whose reply was deleted", body = super::error::ErrorBody),
-        (status = 413, description = "Body over the size limit", body = super::error::ErrorBody),
-        (status = 415, description = "Body not declared as JSON", body = super::error::ErrorBody),
+        (status = 413, description = "Body over --max-attachment-body-bytes, or attachments over Bedrock's limits (the attachment is named)", body = super::error::ErrorBody),
+        (status = 415, description = "Body not declared as JSON, or an attachment whose format is not taken or whose bytes are not that format (the attachment is named)", body = super::error::ErrorBody),
         (status = 429, description = "Over the rate limit or token budget (with Retry-After)", body = super::error::ErrorBody),
         (status = 500, description = "Internal error", body = super::error::ErrorBody),
         (status = 502, description = "The model failed", body = super::error::ErrorBody),
@@ -145,7 +154,7 @@ pub async fn send(
     caller: Caller,
     ApiJson(body): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let reply = state.service.send(body.into_send(&caller)).await;
+    let reply = state.service.send(body.into_send(&caller)?).await;
     state
         .metrics
         .observe("send", &reply, |r| (!r.replayed).then_some(r.usage));
@@ -190,8 +199,8 @@ struct DeltaEvent<'a> {
         (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
         (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
         (status = 409, description = "The message_uid names a message whose reply was deleted", body = super::error::ErrorBody),
-        (status = 413, description = "Body over the size limit", body = super::error::ErrorBody),
-        (status = 415, description = "Body not declared as JSON", body = super::error::ErrorBody),
+        (status = 413, description = "Body over --max-attachment-body-bytes, or attachments over Bedrock's limits (the attachment is named)", body = super::error::ErrorBody),
+        (status = 415, description = "Body not declared as JSON, or an attachment whose format is not taken or whose bytes are not that format (the attachment is named)", body = super::error::ErrorBody),
         (status = 429, description = "Over the rate limit or token budget (with Retry-After)", body = super::error::ErrorBody),
         (status = 500, description = "Internal error", body = super::error::ErrorBody),
         (status = 502, description = "The model failed", body = super::error::ErrorBody),
@@ -204,7 +213,7 @@ pub async fn send_stream(
     caller: Caller,
     ApiJson(body): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let stream = state.service.send_stream(body.into_send(&caller)).await;
+    let stream = state.service.send_stream(body.into_send(&caller)?).await;
     state.metrics.observe("stream", &stream, |_| None);
     let stream = stream?;
     let mut decision = None;

@@ -279,9 +279,9 @@ pub async fn delete(
     Path(chat_id): Path<String>,
 ) -> Result<Json<Deleted>, ApiError> {
     let chat_id = parse_chat_id(&chat_id)?;
+    // Through the service: the attachments in the blob store go too.
     state
         .service
-        .store()
         .delete_conversation(&caller.user, chat_id)
         .await?;
     Ok(Json(Deleted {
@@ -403,10 +403,13 @@ pub async fn export(
     // Fail before the first byte when the conversation is not the caller's.
     service.store().get_conversation(&user, chat_id).await?;
     tokio::spawn(async move {
-        let pieces = match service
-            .store()
-            .export_conversation(&user, chat_id, format)
-            .await
+        let pieces = match crate::export::export_conversation(
+            service.store().as_ref(),
+            &user,
+            chat_id,
+            format,
+        )
+        .await
         {
             Ok(pieces) => pieces,
             Err(error) => {

@@ -3,7 +3,9 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bedrock_chat_core::{ChatError, Decision, ModelError, RateLimitError, StoreError};
+use bedrock_chat_core::{
+    ChatError, Decision, InvalidInput, ModelError, RateLimitError, StoreError,
+};
 use serde::Serialize;
 
 /// How long a client is told to wait after a failure that says nothing more precise.
@@ -61,6 +63,24 @@ impl ApiError {
         error
     }
 
+    /// A library's refusal of input: 400, 413 (too large or too many) or 415 (a media
+    /// type not taken) by its kind, naming the field.
+    pub fn invalid_input(e: &InvalidInput) -> Self {
+        let (status, title) = match e.http_status() {
+            413 => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
+            415 => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"),
+            _ => (StatusCode::BAD_REQUEST, "Invalid request"),
+        };
+        let mut error = Self::new(status, title, e.to_string());
+        error.0.body.field = Some(e.field.clone());
+        error
+    }
+
+    /// Names the request field at fault.
+    pub fn set_field(&mut self, field: impl Into<String>) {
+        self.0.body.field = Some(field.into());
+    }
+
     /// 404.
     pub fn not_found(what: &str) -> Self {
         Self::new(
@@ -115,7 +135,7 @@ impl ApiError {
 impl From<ChatError> for ApiError {
     fn from(error: ChatError) -> Self {
         match error {
-            ChatError::InvalidInput(e) => Self::invalid(e.field.clone(), e.to_string()),
+            ChatError::InvalidInput(e) => Self::invalid_input(&e),
             ChatError::RateLimited(decision) => limited("Rate limit exceeded", decision),
             ChatError::BudgetExhausted(decision) => {
                 let mut error = limited("Token budget exhausted", decision);
@@ -183,7 +203,7 @@ fn store_error(error: StoreError) -> ApiError {
         StoreError::NotFound { resource } => {
             ApiError::not_found(&capitalised(&resource.to_string()))
         }
-        StoreError::InvalidInput(e) => ApiError::invalid(e.field.clone(), e.to_string()),
+        StoreError::InvalidInput(e) => ApiError::invalid_input(&e),
         StoreError::Conflict { message } => {
             ApiError::new(StatusCode::CONFLICT, "Conflict", message)
         }

@@ -12,7 +12,7 @@ use super::json::{ApiJson, ApiQuery};
 use super::views::{ConversationView, MessageView, PageView};
 use super::AppState;
 
-fn parse_message_id(raw: &str, field: &str) -> Result<MessageId, ApiError> {
+pub(crate) fn parse_message_id(raw: &str, field: &str) -> Result<MessageId, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::invalid(field, format!("`{raw}` is not a UUID")))
 }
@@ -95,11 +95,8 @@ pub async fn delete(
     Path(message_id): Path<String>,
 ) -> Result<Json<Deleted>, ApiError> {
     let id = parse_message_id(&message_id, "message_id")?;
-    state
-        .service
-        .store()
-        .delete_message(&caller.user, id)
-        .await?;
+    // Through the service: the attachments in the blob store go too.
+    state.service.delete_message(&caller.user, id).await?;
     Ok(Json(Deleted {
         status: "deleted",
         id: id.to_string(),

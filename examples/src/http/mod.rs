@@ -6,6 +6,7 @@
 //! request timeout; API routes also pass the auth layer ([`identity`]) that names the
 //! caller and adds rate-limit headers.
 
+pub mod attachments;
 pub mod chats;
 pub mod conversations;
 pub mod error;
@@ -64,6 +65,10 @@ impl AppState {
     }
 }
 
+/// The default largest body of a send: Bedrock's largest set of attachments is more,
+/// but 32 MiB of base64 holds several images and documents at their limits.
+pub const DEFAULT_MAX_ATTACHMENT_BODY_BYTES: usize = 32 * 1024 * 1024;
+
 /// HTTP settings of the router.
 #[derive(Clone, Debug)]
 pub struct RouterSettings {
@@ -71,6 +76,9 @@ pub struct RouterSettings {
     pub cors_origins: Vec<String>,
     /// The largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// The largest body of a send (`POST /api/v1/chats`, `/api/v1/chats/stream`), which
+    /// may carry attachments in base64, in bytes.
+    pub max_attachment_body_bytes: usize,
     /// How long a request may take before it is answered 504 (streams: until their
     /// headers).
     pub request_timeout: Duration,
@@ -81,6 +89,7 @@ impl Default for RouterSettings {
         Self {
             cors_origins: Vec::new(),
             max_body_bytes: 1024 * 1024,
+            max_attachment_body_bytes: DEFAULT_MAX_ATTACHMENT_BODY_BYTES,
             request_timeout: Duration::from_secs(60),
         }
     }
@@ -89,8 +98,16 @@ impl Default for RouterSettings {
 /// The whole API.
 pub fn router(state: AppState, settings: &RouterSettings) -> Router {
     let api = Router::new()
-        .route("/api/v1/chats", post(chats::send))
-        .route("/api/v1/chats/stream", post(chats::send_stream))
+        // Sends carry attachments: their own, larger body limit (the inner limit wins).
+        .route(
+            "/api/v1/chats",
+            post(chats::send).layer(DefaultBodyLimit::max(settings.max_attachment_body_bytes)),
+        )
+        .route(
+            "/api/v1/chats/stream",
+            post(chats::send_stream)
+                .layer(DefaultBodyLimit::max(settings.max_attachment_body_bytes)),
+        )
         .route("/chat", post(chats::stateless))
         .route("/api/v1/conversations", get(conversations::list))
         .route(
@@ -110,6 +127,10 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
         .route(
             "/api/v1/messages/{message_id}",
             patch(messages::patch).delete(messages::delete),
+        )
+        .route(
+            "/api/v1/messages/{message_id}/parts/{index}",
+            get(attachments::download),
         )
         .route("/api/v1/my-history", get(messages::my_history))
         .route("/api/v1/usage", get(usage::usage))

@@ -13,7 +13,7 @@ use super::views::MessageView;
 #[openapi(
     info(
         title = "bedrock-chat",
-        description = "Chat backend on Amazon Bedrock: conversations with history, rate limits and token budgets, streamed replies. Every API answer carries X-RateLimit-Limit / -Remaining / -Window and the IETF RateLimit / RateLimit-Policy fields."
+        description = "Chat backend on Amazon Bedrock: conversations with history, images and documents attached to messages, rate limits and token budgets, streamed replies. Every API answer carries X-RateLimit-Limit / -Remaining / -Window and the IETF RateLimit / RateLimit-Policy fields."
     ),
     paths(
         super::chats::send,
@@ -27,6 +27,7 @@ use super::views::MessageView;
         super::conversations::export,
         super::messages::patch,
         super::messages::delete,
+        super::attachments::download,
         super::messages::my_history,
         super::usage::usage,
         super::personas::create,

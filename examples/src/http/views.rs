@@ -1,7 +1,7 @@
 //! The JSON shapes of stored things, as the API shows them.
 
 use bedrock_chat_core::{
-    ChatId, Conversation, Message, MessageId, Metadata, Page, Role, Timestamp, Usage,
+    ChatId, Conversation, Message, MessageId, Metadata, Page, Part, Role, Timestamp, Usage,
 };
 use serde::Serialize;
 
@@ -56,8 +56,12 @@ pub struct MessageView {
     /// `user` or `assistant`.
     #[schema(value_type = super::openapi::RoleDoc)]
     pub role: Role,
-    /// The text.
+    /// The text (of a message with `parts`: the text of its text parts).
     pub content: String,
+    /// Only for a message that is more than text: its whole content in order, attachments
+    /// without their bytes (download them from their `url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<PartView>>,
     /// For a reply: the message it answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<uuid::Uuid>)]
@@ -87,6 +91,7 @@ impl From<Message> for MessageView {
             chat_id: m.chat_id,
             seq: m.seq,
             role: m.role,
+            parts: PartView::of_message(m.id, &m.parts),
             content: m.content,
             reply_to: m.reply_to,
             model: m.model,
@@ -95,6 +100,110 @@ impl From<Message> for MessageView {
             created_at: m.created_at,
             updated_at: m.updated_at,
         }
+    }
+}
+
+/// One part of a message, as the API shows it: an attachment by its format, name, size
+/// and download address, never its bytes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PartView {
+    /// `text`, `image`, `document`, `tool_use`, `tool_result`, `reasoning`,
+    /// `redacted_reasoning`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// A text or reasoning part's text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// An attachment's format (`png`, `pdf`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<&'static str>,
+    /// A document's name; a tool call's tool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// An attachment's size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Where an attachment's bytes are: `/api/v1/messages/{message_id}/parts/{index}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A tool call's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// A tool call's input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+    /// The call a tool result answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_use_id: Option<String>,
+    /// A tool result's output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+    /// `true` for a tool result that is an error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_error: Option<bool>,
+}
+
+impl PartView {
+    /// The views of a message's parts, or `None` for a message that is only text.
+    pub fn of_message(id: MessageId, parts: &[Part]) -> Option<Vec<Self>> {
+        if parts.is_empty() {
+            return None;
+        }
+        Some(
+            parts
+                .iter()
+                .enumerate()
+                .map(|(index, part)| Self::of(id, index, part))
+                .collect(),
+        )
+    }
+
+    /// Part `index` of message `id`.
+    pub fn of(id: MessageId, index: usize, part: &Part) -> Self {
+        let mut view = Self {
+            kind: part.kind(),
+            text: None,
+            format: None,
+            name: None,
+            size: None,
+            url: None,
+            id: None,
+            input: None,
+            tool_use_id: None,
+            output: None,
+            is_error: None,
+        };
+        if part.is_attachment() {
+            view.size = part.binary().map(|b| b.len());
+            view.url = Some(format!("/api/v1/messages/{id}/parts/{index}"));
+        }
+        match part {
+            Part::Text { text } => view.text = Some(text.clone()),
+            Part::Image { format, .. } => view.format = Some(format.as_str()),
+            Part::Document { format, name, .. } => {
+                view.format = Some(format.as_str());
+                view.name = Some(name.clone());
+            }
+            Part::ToolUse { id, name, input } => {
+                view.id = Some(id.clone());
+                view.name = Some(name.clone());
+                view.input = Some(input.clone());
+            }
+            Part::ToolResult {
+                tool_use_id,
+                output,
+                is_error,
+            } => {
+                view.tool_use_id = Some(tool_use_id.clone());
+                view.output = Some(output.clone());
+                view.is_error = Some(*is_error);
+            }
+            // The signature is the provider's business, sent back on the next turn.
+            Part::Reasoning { text, .. } => view.text = Some(text.clone()),
+            // Redacted reasoning and kinds added later: their type alone.
+            _ => {}
+        }
+        view
     }
 }
 
