@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod blob;
 #[cfg(any(
     feature = "sqlite",
     feature = "postgres",
@@ -21,6 +22,9 @@ mod sql_error;
 pub mod sqlite;
 pub mod url;
 
+pub use blob::{blob_from_url, BlobUrl, BlobUrlError, FilesystemBlobStore, InMemoryBlobStore};
+#[cfg(feature = "s3")]
+pub use blob::{S3BlobStore, S3Config};
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::{DynamoDbConfig, DynamoDbHistoryStore};
 pub use memory::InMemoryHistoryStore;

@@ -1,10 +1,11 @@
-//! Conformance suites: the behaviour every [`HistoryStore`](crate::HistoryStore) and
-//! [`RateLimiter`](crate::RateLimiter) backend must have, written once and run by each
-//! backend's own tests (feature `conformance`).
+//! Conformance suites: the behaviour every [`HistoryStore`](crate::HistoryStore),
+//! [`RateLimiter`](crate::RateLimiter) and [`BlobStore`](crate::BlobStore) backend must
+//! have, written once and run by each backend's own tests (feature `conformance`).
 //!
 //! Each case is a `pub async fn`; the macros
-//! [`history_store_conformance!`](crate::history_store_conformance) and
-//! [`rate_limiter_conformance!`](crate::rate_limiter_conformance) expand them into one
+//! [`history_store_conformance!`](crate::history_store_conformance),
+//! [`rate_limiter_conformance!`](crate::rate_limiter_conformance) and
+//! [`blob_store_conformance!`](crate::blob_store_conformance) expand them into one
 //! `#[tokio::test]` per case so that one failure does not hide the rest. The calling crate needs `tokio` (with `macros` and
 //! `rt-multi-thread`) as a dev-dependency.
 //!
@@ -23,6 +24,7 @@
 //! Cases use fresh random user ids and keys, so backends can share one database or server
 //! between cases.
 
+pub mod blob;
 pub mod limiter;
 pub mod store;
 
