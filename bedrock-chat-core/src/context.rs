@@ -72,26 +72,32 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// The estimated tokens of a message: its text, and for a message with parts, each
 /// attachment, tool call and result and reasoning too.
 pub fn estimate_message(estimator: &dyn TokenEstimator, content: &str, parts: &[Part]) -> u64 {
-    let mut tokens = estimator.estimate(content);
-    for part in parts {
-        tokens = tokens.saturating_add(match part {
-            Part::Text { .. } => 0,
-            Part::Image { source, .. } => image_tokens(source.bytes().map(|b| &b[..])),
-            Part::Document { format, source, .. } => document_tokens(
-                *format,
-                source.bytes().map(|b| &b[..]),
-                source.len(),
-                estimator,
-            ),
-            Part::ToolUse { name, input, .. } => {
-                estimator.estimate(name) + estimator.estimate(&input.to_string())
-            }
-            Part::ToolResult { output, .. } => estimator.estimate(&output.to_string()),
-            Part::Reasoning { text, .. } => estimator.estimate(text),
-            Part::RedactedReasoning { data } => data.len().div_ceil(4),
-        });
+    parts
+        .iter()
+        .fold(estimator.estimate(content), |tokens, part| {
+            tokens.saturating_add(part_tokens(estimator, part))
+        })
+}
+
+/// The estimated tokens of a part other than text (text parts count in the message's
+/// `content`, so 0 here).
+pub fn part_tokens(estimator: &dyn TokenEstimator, part: &Part) -> u64 {
+    match part {
+        Part::Text { .. } => 0,
+        Part::Image { source, .. } => image_tokens(source.bytes().map(|b| &b[..])),
+        Part::Document { format, source, .. } => document_tokens(
+            *format,
+            source.bytes().map(|b| &b[..]),
+            source.len(),
+            estimator,
+        ),
+        Part::ToolUse { name, input, .. } => {
+            estimator.estimate(name) + estimator.estimate(&input.to_string())
+        }
+        Part::ToolResult { output, .. } => estimator.estimate(&output.to_string()),
+        Part::Reasoning { text, .. } => estimator.estimate(text),
+        Part::RedactedReasoning { data } => data.len().div_ceil(4),
     }
-    tokens
 }
 
 /// The default estimate: one token per `chars_per_token` characters, rounded up, plus a

@@ -243,6 +243,10 @@ pub struct ModelRequest {
     pub guardrail: Option<GuardrailConfig>,
     /// Structured output to force.
     pub output_schema: Option<OutputSchema>,
+    /// Ask the model to cache the stable prefix of the call (the system prompt, and the
+    /// turns before the last one), so that the next turn of the conversation reads it from
+    /// the cache at a fraction of the price. A model that cannot cache ignores it.
+    pub prompt_caching: bool,
 }
 
 impl ModelRequest {
@@ -276,6 +280,12 @@ impl ModelRequest {
     /// Sets [`output_schema`](Self::output_schema).
     pub fn with_output_schema(mut self, schema: OutputSchema) -> Self {
         self.output_schema = Some(schema);
+        self
+    }
+
+    /// Sets [`prompt_caching`](Self::prompt_caching).
+    pub fn with_prompt_caching(mut self, on: bool) -> Self {
+        self.prompt_caching = on;
         self
     }
 }

@@ -96,6 +96,26 @@ impl Usage {
         self
     }
 
+    /// The tokens a token budget is charged: input and output as they are, prompt-cache
+    /// writes at 1.25 times and cache reads at a tenth (the ratios of Bedrock's prices for
+    /// cached input), rounded up. Without caching, `input_tokens + output_tokens`.
+    ///
+    /// ```
+    /// use bedrock_chat_core::Usage;
+    /// assert_eq!(Usage::new(10, 5).budget_tokens(), 15);
+    /// // 1,000 tokens read from the cache cost what 100 uncached ones do.
+    /// assert_eq!(Usage::new(10, 5).with_cache(1_000, 0).budget_tokens(), 115);
+    /// assert_eq!(Usage::new(10, 5).with_cache(0, 1_000).budget_tokens(), 1_265);
+    /// ```
+    pub fn budget_tokens(&self) -> u64 {
+        let cache_write = self.cache_write_tokens.saturating_mul(5).div_ceil(4);
+        let cache_read = self.cache_read_tokens.div_ceil(10);
+        self.input_tokens
+            .saturating_add(self.output_tokens)
+            .saturating_add(cache_write)
+            .saturating_add(cache_read)
+    }
+
     /// The two added field by field, saturating at `u64::MAX`.
     ///
     /// ```

@@ -101,7 +101,16 @@ async fn multi_turn_history_reaches_the_model_in_order() {
     assert_eq!(requests.len(), 3);
     assert_eq!(requests[1].operation, Operation::ConverseStream);
     let last = &requests[2].body;
-    assert_eq!(last["system"], json!([{"text": "You are terse."}]));
+    // Nova caches prompts: a cache point follows the system prompt and the turn before the
+    // last.
+    assert_eq!(
+        last["system"],
+        json!([{"text": "You are terse."}, {"cachePoint": {"type": "default"}}])
+    );
+    assert_eq!(
+        last["messages"][3]["content"][1],
+        json!({"cachePoint": {"type": "default"}})
+    );
     let expected: Vec<(String, String)> = [
         ("user", "Hi, I am Alice."),
         ("assistant", "Hello Alice."),

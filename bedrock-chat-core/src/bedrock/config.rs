@@ -52,6 +52,37 @@ pub struct BedrockConfig {
     /// A streamed reply that sends nothing for this long fails with
     /// [`ModelError::Timeout`](crate::ModelError::Timeout).
     pub stream_idle_timeout: Duration,
+    /// Whether calls that ask for [prompt caching](crate::ModelRequest::prompt_caching) get
+    /// cache points. `None` (the default) decides by the model id: on for the models
+    /// Bedrock caches prompts for ([`supports_prompt_caching`]).
+    pub prompt_caching: Option<bool>,
+}
+
+/// Whether Bedrock caches prompts for `model_id`: Anthropic Claude 3.5 Haiku, 3.7 Sonnet
+/// and the Claude 4 family, and Amazon Nova, directly or through a cross-region inference
+/// profile (`us.`, `eu.`, `apac.`, `global.`). Other models, ARNs and unknown ids: no.
+///
+/// ```
+/// use bedrock_chat_core::bedrock::supports_prompt_caching;
+/// assert!(supports_prompt_caching("us.anthropic.claude-sonnet-4-20250514-v1:0"));
+/// assert!(supports_prompt_caching("amazon.nova-lite-v1:0"));
+/// assert!(!supports_prompt_caching("anthropic.claude-3-haiku-20240307-v1:0"));
+/// assert!(!supports_prompt_caching("meta.llama3-8b-instruct-v1:0"));
+/// ```
+pub fn supports_prompt_caching(model_id: &str) -> bool {
+    const FAMILIES: &[&str] = &[
+        "anthropic.claude-3-5-haiku",
+        "anthropic.claude-3-7-sonnet",
+        "anthropic.claude-sonnet-4",
+        "anthropic.claude-opus-4",
+        "anthropic.claude-haiku-4",
+        "amazon.nova-",
+    ];
+    let id = ["us.", "eu.", "apac.", "global.", "us-gov."]
+        .iter()
+        .find_map(|prefix| model_id.strip_prefix(prefix))
+        .unwrap_or(model_id);
+    FAMILIES.iter().any(|family| id.starts_with(family))
 }
 
 impl BedrockConfig {
@@ -69,7 +100,21 @@ impl BedrockConfig {
             connect_timeout: Duration::from_secs(10),
             call_timeout: Some(Duration::from_secs(300)),
             stream_idle_timeout: Duration::from_secs(60),
+            prompt_caching: None,
         }
+    }
+
+    /// Turns cache points on or off whatever the model id says (for a model this library
+    /// does not know yet, or a fake).
+    pub fn with_prompt_caching(mut self, on: bool) -> Self {
+        self.prompt_caching = Some(on);
+        self
+    }
+
+    /// Whether calls asking for prompt caching get cache points.
+    pub fn caches_prompts(&self) -> bool {
+        self.prompt_caching
+            .unwrap_or_else(|| supports_prompt_caching(&self.model_id))
     }
 
     /// Sets the region.

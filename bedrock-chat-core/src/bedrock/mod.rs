@@ -54,7 +54,7 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_bedrockruntime::Client;
 
-pub use config::BedrockConfig;
+pub use config::{supports_prompt_caching, BedrockConfig};
 pub use structured::StructuredReply;
 
 use crate::error::ModelError;
@@ -176,7 +176,7 @@ impl ChatModel for BedrockChatModel {
 
     async fn converse(&self, request: ModelRequest) -> Result<ModelResponse, ModelError> {
         let started = Instant::now();
-        let parts = ConverseParts::new(request)?;
+        let parts = ConverseParts::new(request, self.shared.config.caches_prompts())?;
         let guardrail = parts.guardrail();
         let result = self
             .shared
@@ -195,7 +195,10 @@ impl ChatModel for BedrockChatModel {
     }
 
     async fn converse_stream(&self, request: ModelRequest) -> Result<ModelStream, ModelError> {
-        let parts = Arc::new(ConverseParts::new(request)?);
+        let parts = Arc::new(ConverseParts::new(
+            request,
+            self.shared.config.caches_prompts(),
+        )?);
         let receiver = stream::open(&self.shared, &parts).await?;
         Ok(stream::events(Arc::clone(&self.shared), parts, receiver))
     }

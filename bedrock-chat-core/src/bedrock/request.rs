@@ -3,12 +3,13 @@
 
 use aws_sdk_bedrockruntime::error::BuildError;
 use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ConversationRole, DocumentBlock, DocumentFormat as SdkDocumentFormat,
-    DocumentSource, GuardrailConfiguration, GuardrailStreamConfiguration,
-    GuardrailStreamProcessingMode, GuardrailTrace, ImageBlock, ImageFormat as SdkImageFormat,
-    ImageSource, InferenceConfiguration, Message, ReasoningContentBlock, ReasoningTextBlock,
-    SpecificToolChoice, SystemContentBlock, Tool, ToolChoice, ToolConfiguration, ToolInputSchema,
-    ToolResultBlock, ToolResultContentBlock, ToolResultStatus, ToolSpecification, ToolUseBlock,
+    CachePointBlock, CachePointType, ContentBlock, ConversationRole, DocumentBlock,
+    DocumentFormat as SdkDocumentFormat, DocumentSource, GuardrailConfiguration,
+    GuardrailStreamConfiguration, GuardrailStreamProcessingMode, GuardrailTrace, ImageBlock,
+    ImageFormat as SdkImageFormat, ImageSource, InferenceConfiguration, Message,
+    ReasoningContentBlock, ReasoningTextBlock, SpecificToolChoice, SystemContentBlock, Tool,
+    ToolChoice, ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock,
+    ToolResultStatus, ToolSpecification, ToolUseBlock,
 };
 use aws_smithy_types::Blob;
 
@@ -37,21 +38,36 @@ fn invalid(what: &str, error: BuildError) -> ModelError {
 }
 
 impl ConverseParts {
+    /// With `caching` (the model caches prompts) and a request that asks for it, a cache
+    /// point follows the system prompt and the turn before the last: the stable prefix of a
+    /// conversation, which the next turn finds in the cache.
+    ///
     /// # Errors
     /// [`ModelError::InvalidRequest`] when a part cannot be expressed (the SDK's builders
     /// refuse it); Bedrock itself validates the rest.
-    pub(crate) fn new(request: ModelRequest) -> Result<Self, ModelError> {
-        let messages = request
+    pub(crate) fn new(request: ModelRequest, caching: bool) -> Result<Self, ModelError> {
+        let cache = caching && request.prompt_caching;
+        let mut messages = request
             .messages
             .into_iter()
             .map(message)
             .collect::<Result<Vec<_>, _>>()?;
+        if cache && messages.len() >= 2 {
+            let stable = messages.len() - 2;
+            messages[stable]
+                .content
+                .push(ContentBlock::CachePoint(cache_point()?));
+        }
         // Bedrock refuses a blank system block, and "no system prompt" is what a blank one
         // means here.
-        let system = request
-            .system
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| vec![SystemContentBlock::Text(s)]);
+        let system = match request.system.filter(|s| !s.trim().is_empty()) {
+            Some(text) if cache => Some(vec![
+                SystemContentBlock::Text(text),
+                SystemContentBlock::CachePoint(cache_point()?),
+            ]),
+            Some(text) => Some(vec![SystemContentBlock::Text(text)]),
+            None => None,
+        };
         let tool_config = request
             .output_schema
             .as_ref()
@@ -97,6 +113,13 @@ impl ConverseParts {
             .build()
         })
     }
+}
+
+fn cache_point() -> Result<CachePointBlock, ModelError> {
+    CachePointBlock::builder()
+        .r#type(CachePointType::Default)
+        .build()
+        .map_err(|e| invalid("cache point", e))
 }
 
 /// A turn as a Bedrock message: one text block, or a block per part.
@@ -286,13 +309,14 @@ mod tests {
 
     #[test]
     fn parts_become_their_content_blocks() {
-        let parts = ConverseParts::new(ModelRequest::new([ModelMessage::user("").with_parts(
-            vec![
+        let parts = ConverseParts::new(
+            ModelRequest::new([ModelMessage::user("").with_parts(vec![
                 Part::image(ImageFormat::Webp, b"RIFF".to_vec()),
                 Part::document(DocumentFormat::Md, "notes", b"# n".to_vec()),
                 Part::text("what is this?"),
-            ],
-        )]))
+            ])]),
+            false,
+        )
         .unwrap();
         let blocks = &parts.messages[0].content;
         assert_eq!(blocks.len(), 3);
@@ -323,9 +347,10 @@ mod tests {
                 sha256: String::new(),
             }),
         };
-        let error = ConverseParts::new(ModelRequest::new([
-            ModelMessage::user("").with_parts(vec![blob, Part::text("hi")])
-        ]))
+        let error = ConverseParts::new(
+            ModelRequest::new([ModelMessage::user("").with_parts(vec![blob, Part::text("hi")])]),
+            true,
+        )
         .unwrap_err();
         assert!(
             matches!(error, ModelError::InvalidRequest { .. }),
@@ -334,17 +359,54 @@ mod tests {
     }
 
     #[test]
+    fn cache_points_follow_the_system_prompt_and_the_turn_before_the_last() {
+        let request = ModelRequest::new([
+            ModelMessage::user("q1"),
+            ModelMessage::assistant("a1"),
+            ModelMessage::user("q2"),
+        ])
+        .with_system("Be brief.")
+        .with_prompt_caching(true);
+        let cached = ConverseParts::new(request.clone(), true).unwrap();
+        let system = cached.system.unwrap();
+        assert!(matches!(
+            system.as_slice(),
+            [
+                SystemContentBlock::Text(_),
+                SystemContentBlock::CachePoint(_)
+            ]
+        ));
+        assert!(matches!(
+            cached.messages[1].content.as_slice(),
+            [ContentBlock::Text(_), ContentBlock::CachePoint(_)]
+        ));
+        assert_eq!(cached.messages[2].content.len(), 1);
+        assert_eq!(cached.messages[0].content.len(), 1);
+        // A model that does not cache, or a request that does not ask: no cache point.
+        for parts in [
+            ConverseParts::new(request.clone(), false).unwrap(),
+            ConverseParts::new(request.with_prompt_caching(false), true).unwrap(),
+        ] {
+            assert_eq!(parts.system.unwrap().len(), 1);
+            assert!(parts.messages.iter().all(|m| m.content.len() == 1));
+        }
+    }
+
+    #[test]
     fn an_output_schema_forces_its_tool() {
-        let parts = ConverseParts::new(ModelRequest {
-            messages: vec![ModelMessage::user("hi")],
-            system: Some("  ".into()),
-            output_schema: Some(OutputSchema {
-                name: "persona".into(),
-                description: "A persona".into(),
-                schema: json!({"type": "object"}),
-            }),
-            ..Default::default()
-        })
+        let parts = ConverseParts::new(
+            ModelRequest {
+                messages: vec![ModelMessage::user("hi")],
+                system: Some("  ".into()),
+                output_schema: Some(OutputSchema {
+                    name: "persona".into(),
+                    description: "A persona".into(),
+                    schema: json!({"type": "object"}),
+                }),
+                ..Default::default()
+            },
+            true,
+        )
         .unwrap();
         assert!(parts.system.is_none());
         let config = parts.tool_config.unwrap();

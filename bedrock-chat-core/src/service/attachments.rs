@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::InvalidInput;
+use crate::model::ModelMessage;
 use crate::parts::{Binary, ImageFormat, Part};
 
 /// What a send may attach. The defaults are Bedrock Converse's own limits, so a send that
@@ -155,6 +156,47 @@ impl AttachmentLimits {
     }
 }
 
+/// Keeps a context window within the per-request attachment counts: Bedrock takes at most
+/// [`max_images`](AttachmentLimits::max_images) images and
+/// [`max_documents`](AttachmentLimits::max_documents) documents in a whole request, so
+/// attachments of older turns over those counts (the newest are kept) are replaced by a
+/// line of text saying what was left out.
+pub(crate) fn fit_attachments(turns: &mut [ModelMessage], limits: &AttachmentLimits) {
+    let (mut images, mut documents) = (0usize, 0usize);
+    for turn in turns.iter_mut().rev() {
+        if turn.parts.is_empty() {
+            continue;
+        }
+        let mut changed = false;
+        for part in turn.parts.iter_mut().rev() {
+            let over = match part {
+                Part::Image { .. } => {
+                    images += 1;
+                    images > limits.max_images
+                }
+                Part::Document { .. } => {
+                    documents += 1;
+                    documents > limits.max_documents
+                }
+                _ => false,
+            };
+            if over {
+                let note = match part {
+                    Part::Document { name, format, .. } => {
+                        format!("[document \"{name}\" ({format}) left out: too many attachments in this conversation]")
+                    }
+                    _ => "[image left out: too many attachments in this conversation]".to_owned(),
+                };
+                *part = Part::text(note);
+                changed = true;
+            }
+        }
+        if changed {
+            turn.content = crate::parts::text_of(&turn.parts);
+        }
+    }
+}
+
 /// Bedrock's rule for a document's name: 1 to 200 characters of letters, digits, spaces
 /// (never two in a row), hyphens, parentheses and square brackets.
 fn check_document_name(name: &str) -> Result<(), &'static str> {
@@ -288,6 +330,28 @@ mod tests {
             kind(AttachmentLimits::none().check(&[png()])).0,
             InvalidKind::TooLarge
         );
+    }
+
+    #[test]
+    fn older_attachments_over_the_request_counts_are_left_out() {
+        let limits = AttachmentLimits {
+            max_images: 1,
+            max_documents: 1,
+            ..AttachmentLimits::default()
+        };
+        let png = || Part::image(ImageFormat::Png, PNG_1X1.to_vec());
+        let doc = |name: &str| Part::document(DocumentFormat::Txt, name, b"x".to_vec());
+        let mut turns = vec![
+            ModelMessage::user("").with_parts(vec![png(), doc("old"), Part::text("first")]),
+            ModelMessage::assistant("ok"),
+            ModelMessage::user("").with_parts(vec![png(), doc("new"), Part::text("second")]),
+        ];
+        fit_attachments(&mut turns, &limits);
+        assert!(turns[2].parts[0].is_attachment() && turns[2].parts[1].is_attachment());
+        assert!(turns[0].parts.iter().all(|p| !p.is_attachment()));
+        assert!(turns[0].content.contains("document \"old\" (txt) left out"));
+        assert!(turns[0].content.ends_with("first"));
+        assert_eq!(turns[0].role, crate::types::Role::User);
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub(crate) fn model_call(
             input_tokens = usage.input_tokens,
             output_tokens = usage.output_tokens,
             total_tokens = usage.total_tokens,
+            cache_read_tokens = usage.cache_read_tokens,
+            cache_write_tokens = usage.cache_write_tokens,
             latency_ms,
             stop_reason = stop_reason.as_str(),
             replayed,

@@ -42,6 +42,9 @@ pub struct ChatPolicy {
     /// With a blob store, at most this many attachment bytes stay in a stored message; the
     /// rest go to the blob store (64 KiB by default, well inside DynamoDB's 400 KB item).
     pub inline_attachment_bytes: u64,
+    /// Whether sends ask the model to cache the stable prefix of a conversation (on by
+    /// default; a model that cannot cache ignores it).
+    pub prompt_caching: bool,
 }
 
 impl Default for ChatPolicy {
@@ -59,6 +62,7 @@ impl Default for ChatPolicy {
             audit_message_text: false,
             attachments: AttachmentLimits::default(),
             inline_attachment_bytes: 64 * 1024,
+            prompt_caching: true,
         }
     }
 }
@@ -116,6 +120,12 @@ impl ChatPolicy {
     /// Sets how many attachment bytes a stored message keeps when there is a blob store.
     pub fn with_inline_attachment_bytes(mut self, bytes: u64) -> Self {
         self.inline_attachment_bytes = bytes;
+        self
+    }
+
+    /// Sets whether sends ask the model to cache the conversation's stable prefix.
+    pub fn with_prompt_caching(mut self, on: bool) -> Self {
+        self.prompt_caching = on;
         self
     }
 

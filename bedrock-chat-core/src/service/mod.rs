@@ -151,6 +151,17 @@ impl SendRequest {
         self
     }
 
+    /// The message as the model's newest turn: its attachments first (as Bedrock
+    /// recommends), then its text.
+    fn model_turn(&self) -> ModelMessage {
+        if self.attachments.is_empty() {
+            return ModelMessage::user(self.message.clone());
+        }
+        let mut parts = self.attachments.clone();
+        parts.push(Part::text(self.message.clone()));
+        ModelMessage::user(String::new()).with_parts(parts)
+    }
+
     /// The audit facts of this request, its keys defaulted.
     fn call_meta(&self, operation: Operation, log_message: bool) -> CallMeta {
         let rate_key = self
@@ -444,7 +455,7 @@ impl ChatService {
                     .parts
                     .iter()
                     .any(|p| matches!(p.binary(), Some(crate::parts::Binary::Blob(_))));
-                has_blobs.then(|| (blobs, message.chat_id))
+                has_blobs.then_some((blobs, message.chat_id))
             }
             None => None,
         };
@@ -532,20 +543,14 @@ impl ChatService {
             }
         };
 
-        let new_turn = if request.attachments.is_empty() {
-            ModelMessage::user(request.message.clone())
-        } else {
-            let mut parts = request.attachments.clone();
-            parts.push(Part::text(request.message.clone()));
-            ModelMessage::user(String::new()).with_parts(parts)
-        };
         let mut context = build_context(
             history,
-            new_turn,
+            request.model_turn(),
             policy.context_messages as usize,
             policy.context_tokens,
             inner.estimator.as_ref(),
         );
+        attachments::fit_attachments(&mut context.messages, &policy.attachments);
         for turn in &mut context.messages {
             blob::resolve(inner.blobs.as_deref(), &mut turn.parts).await?;
         }
@@ -564,6 +569,7 @@ impl ChatService {
             inference: inner.inference_for(&request),
             guardrail: request.guardrail.or_else(|| policy.guardrail.clone()),
             output_schema: None,
+            prompt_caching: policy.prompt_caching,
         };
         let prepared = Prepared {
             meta,
@@ -644,10 +650,10 @@ impl Inner {
             ),
         }
         if let Some(budget) = &self.token_budget {
-            if let Err(error) = budget.charge(&meta.budget_key, usage.total_tokens).await {
+            if let Err(error) = budget.charge(&meta.budget_key, usage.budget_tokens()).await {
                 tracing::error!(
                     key = %meta.budget_key,
-                    tokens = usage.total_tokens,
+                    tokens = usage.budget_tokens(),
                     error = %error,
                     "could not charge token usage to the budget"
                 );

@@ -12,7 +12,7 @@ use super::{ChatService, SendRequest};
 use crate::error::{ChatError, InvalidInput, ModelError};
 use crate::ids::UserId;
 use crate::limiter::Decision;
-use crate::model::{ModelMessage, ModelRequest, ModelResponse, OutputSchema, StopReason};
+use crate::model::{ModelRequest, ModelResponse, OutputSchema, StopReason};
 use crate::types::{Conversation, Metadata, NewConversation, Usage};
 
 /// The answer to a stateless send: nothing was stored.
@@ -309,13 +309,14 @@ impl ChatService {
                 .system_prompt
                 .clone()
                 .or_else(|| inner.policy.system_prompt.clone()),
-            messages: vec![ModelMessage::user(request.message.clone())],
+            messages: vec![request.model_turn()],
             inference: inner.inference_for(&request),
             guardrail: request
                 .guardrail
                 .clone()
                 .or_else(|| inner.policy.guardrail.clone()),
             output_schema,
+            prompt_caching: inner.policy.prompt_caching,
         };
         let model = inner.model.model_id();
         let started = Instant::now();

@@ -1,11 +1,16 @@
 //! The Converse API: reading and validating a request as Bedrock does, and writing the
 //! plain answer and the ConverseStream events.
 
+use base64::Engine as _;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
-use super::plan::{tokens_for, Ask, Content, Plan};
+use super::plan::{Ask, CachePoint, Content, Plan};
 use super::stream::Frames;
 use super::wire::event_frame;
+use crate::context::{part_tokens, CharRatioEstimator};
+use crate::parts::{DocumentFormat, ImageFormat, Part};
+use crate::service::AttachmentLimits;
 
 /// What the fake model accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +35,27 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
         );
     };
     let mut ask = Ask::default();
+    let mut prefix = Prefix::default();
+    // The system prompt comes first in the prompt, and so in a cached prefix.
+    if let Some(system) = body.get("system").and_then(Value::as_array) {
+        for (j, block) in system.iter().enumerate() {
+            if block.get("cachePoint").is_some() {
+                ask.cache_points.push(prefix.cache_point(&ask));
+                continue;
+            }
+            if let Some(t) = block.get("text").and_then(Value::as_str) {
+                if t.trim().is_empty() {
+                    return Err(format!(
+                        "The text field in the SystemContentBlock object at system.{j} is \
+                         blank. Add text to the text field, and try again."
+                    ));
+                }
+                ask.input_chars += t.chars().count();
+            }
+            prefix.add(block);
+        }
+    }
+    let mut attachments = Vec::new();
     let mut previous_role: Option<&str> = None;
     for (i, message) in messages.iter().enumerate() {
         let role = message.get("role").and_then(Value::as_str).unwrap_or("");
@@ -52,6 +78,7 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
             );
         }
         previous_role = Some(role);
+        prefix.add(&json!({ "role": role }));
         let blocks = message
             .get("content")
             .and_then(Value::as_array)
@@ -64,6 +91,18 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
             })?;
         let mut text = String::new();
         for (j, block) in blocks.iter().enumerate() {
+            if block.get("cachePoint").is_some() {
+                ask.input_chars += text.chars().count();
+                ask.cache_points.push(prefix.cache_point(&ask));
+                ask.input_chars -= text.chars().count();
+                continue;
+            }
+            prefix.add(block);
+            if let Some(part) = attachment(block, i, j)? {
+                ask.attachment_tokens += part_tokens(&CharRatioEstimator::default(), &part);
+                attachments.push((i, j, part));
+                continue;
+            }
             match block.get("text").and_then(Value::as_str) {
                 Some(t) if t.trim().is_empty() => {
                     return Err(format!(
@@ -83,19 +122,7 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
     if messages.is_empty() {
         return Err(must_start_with_user());
     }
-    if let Some(system) = body.get("system").and_then(Value::as_array) {
-        for (j, block) in system.iter().enumerate() {
-            if let Some(t) = block.get("text").and_then(Value::as_str) {
-                if t.trim().is_empty() {
-                    return Err(format!(
-                        "The text field in the SystemContentBlock object at system.{j} is \
-                         blank. Add text to the text field, and try again."
-                    ));
-                }
-                ask.input_chars += t.chars().count();
-            }
-        }
-    }
+    check_attachments(&attachments)?;
     if let Some(inference) = body.get("inferenceConfig") {
         ask.max_tokens = check_max_tokens(inference.get("maxTokens"), limits)?;
         check_unit_range(inference.get("temperature"), "inferenceConfig.temperature")?;
@@ -107,10 +134,84 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
             ask.forced_tool_schema = schema;
         }
     }
-    if tokens_for(ask.input_chars) > limits.context_window_tokens {
+    if ask.input_tokens() > limits.context_window_tokens {
         return Err("Input is too long for requested model.".into());
     }
     Ok(ask)
+}
+
+/// The prompt so far, hashed block by block, for the keys of cache points.
+#[derive(Default)]
+struct Prefix(Sha256);
+
+impl Prefix {
+    fn add(&mut self, block: &Value) {
+        self.0.update(block.to_string().as_bytes());
+        self.0.update(b"\n");
+    }
+
+    fn cache_point(&self, ask: &Ask) -> CachePoint {
+        let digest = self.0.clone().finalize();
+        CachePoint {
+            key: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            tokens: ask.input_tokens(),
+        }
+    }
+}
+
+/// An `image` or `document` block as a part, its bytes decoded; `None` for other blocks.
+fn attachment(block: &Value, i: usize, j: usize) -> Result<Option<Part>, String> {
+    let (kind, inner) = match (block.get("image"), block.get("document")) {
+        (Some(image), _) => ("image", image),
+        (None, Some(document)) => ("document", document),
+        (None, None) => return Ok(None),
+    };
+    let at = format!("messages.{i}.member.content.{j}.member.{kind}");
+    let format = inner.get("format").and_then(Value::as_str).unwrap_or("");
+    let bytes = inner
+        .pointer("/source/bytes")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("1 validation error detected: Value null at '{at}.source' failed to satisfy constraint: Member must not be null"))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(bytes)
+        .map_err(|_| format!("Invalid base64 in the bytes of {at}.source"))?;
+    let enum_error = |set: &str| {
+        format!(
+            "1 validation error detected: Value '{format}' at '{at}.format' failed to satisfy \
+             constraint: Member must satisfy enum value set: [{set}]"
+        )
+    };
+    Ok(Some(if kind == "image" {
+        let format =
+            ImageFormat::parse(format).ok_or_else(|| enum_error("png, jpeg, gif, webp"))?;
+        Part::image(format, bytes)
+    } else {
+        let format = DocumentFormat::parse(format)
+            .ok_or_else(|| enum_error("pdf, csv, doc, docx, xls, xlsx, html, txt, md"))?;
+        let name = inner.get("name").and_then(Value::as_str).unwrap_or("");
+        Part::document(format, name, bytes)
+    }))
+}
+
+/// Bedrock's limits on a request's images and documents (the ones this library checks
+/// before a call, so the same rules).
+fn check_attachments(attachments: &[(usize, usize, Part)]) -> Result<(), String> {
+    let parts: Vec<Part> = attachments.iter().map(|(_, _, p)| p.clone()).collect();
+    AttachmentLimits::default().check(&parts).map_err(|error| {
+        let index = error
+            .field
+            .trim_start_matches("attachments[")
+            .split(']')
+            .next()
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        let (i, j, part) = &attachments[index.min(attachments.len().saturating_sub(1))];
+        format!(
+            "The {} at messages.{i}.content.{j} is not valid: {}",
+            part.kind(),
+            error.reason
+        )
+    })
 }
 
 fn must_start_with_user() -> String {
@@ -199,11 +300,16 @@ fn tool_use_id() -> String {
 }
 
 fn usage_json(plan: &Plan) -> Value {
-    json!({
+    let mut usage = json!({
         "inputTokens": plan.usage.input_tokens,
         "outputTokens": plan.usage.output_tokens,
         "totalTokens": plan.usage.total_tokens,
-    })
+    });
+    if plan.usage.cache_read_tokens > 0 || plan.usage.cache_write_tokens > 0 {
+        usage["cacheReadInputTokens"] = plan.usage.cache_read_tokens.into();
+        usage["cacheWriteInputTokens"] = plan.usage.cache_write_tokens.into();
+    }
+    usage
 }
 
 fn latency_ms(plan: &Plan) -> u64 {

@@ -7,8 +7,11 @@
 //! `contentBlockStop`, `messageStop`, `metadata` with usage), and `/invoke` and
 //! `/invoke-with-response-stream` for Anthropic Messages bodies. It checks requests as
 //! Bedrock does (known model id, a user first, alternating roles, no empty content,
-//! `maxTokens`, temperature and top-p in range, input that fits) and answers errors in
-//! Bedrock's shape: the status, an `x-amzn-errortype` header, a `{"message": ...}` body.
+//! `maxTokens`, temperature and top-p in range, input that fits, images and documents
+//! within Bedrock's limits and what their format says) and answers errors in Bedrock's
+//! shape: the status, an `x-amzn-errortype` header, a `{"message": ...}` body. Images and
+//! documents count as input tokens by Bedrock's published estimates, and cache points
+//! are accounted as Bedrock reports them ([`set_cache_min_tokens`](FakeBedrock::set_cache_min_tokens)).
 //!
 //! By default it echoes the last user message, a word per delta; a request that forces a
 //! tool (`toolChoice.tool`, or Anthropic's `tool_choice`) gets a call of that tool with input
@@ -64,6 +67,7 @@ pub use script::{FakeReply, Fault, Operation, RecordedRequest, Timing};
 
 use crate::bedrock::{BedrockChatModel, BedrockConfig};
 use converse::Limits;
+use plan::PromptCache;
 use script::Scripted;
 use server::{lock, Models, State};
 
@@ -139,6 +143,7 @@ impl FakeBedrock {
                 max_output_tokens: 8192,
                 context_window_tokens: 200_000,
             }),
+            prompt_cache: Mutex::new(PromptCache::new(1024)),
         });
         let shutdown = CancellationToken::new();
         tokio::spawn(server::serve(
@@ -242,6 +247,14 @@ impl FakeBedrock {
     /// is refused with "Input is too long for requested model."
     pub fn set_context_window_tokens(&self, tokens: u64) {
         lock(&self.state.limits).context_window_tokens = tokens;
+    }
+
+    /// Caches prompt prefixes from this many tokens on (1,024 by default, Claude's
+    /// minimum): a Converse request's cache points (`cachePoint` blocks) are accounted as
+    /// Bedrock does, the prefix seen before reported as `cacheReadInputTokens`, the new part
+    /// as `cacheWriteInputTokens`, and `inputTokens` only what follows the last cache point.
+    pub fn set_cache_min_tokens(&self, tokens: u64) {
+        lock(&self.state.prompt_cache).min_tokens = tokens;
     }
 
     /// Every request received so far, oldest first.

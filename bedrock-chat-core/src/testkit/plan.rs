@@ -22,6 +22,70 @@ pub(crate) struct Ask {
     pub(crate) forced_tool: Option<String>,
     /// That tool's input JSON schema, when the request gave one.
     pub(crate) forced_tool_schema: Option<Value>,
+    /// Tokens of the images and documents, by Bedrock's published estimates.
+    pub(crate) attachment_tokens: u64,
+    /// The request's cache points, in prompt order (system first).
+    pub(crate) cache_points: Vec<CachePoint>,
+}
+
+/// A cache point of a request: the prefix before it, hashed, and its tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CachePoint {
+    /// SHA-256 of the prefix's blocks, lowercase hex.
+    pub(crate) key: String,
+    /// The prefix's input tokens.
+    pub(crate) tokens: u64,
+}
+
+/// The fake's prompt cache: the prefixes it has seen, per model, as Bedrock keeps them
+/// (without expiry: a test is shorter than Bedrock's five minutes).
+#[derive(Debug)]
+pub(crate) struct PromptCache {
+    /// A cache point's prefix shorter than this is not cached (Claude's minimum is 1,024
+    /// tokens).
+    pub(crate) min_tokens: u64,
+    seen: std::collections::HashSet<(String, String)>,
+}
+
+impl PromptCache {
+    pub(crate) fn new(min_tokens: u64) -> Self {
+        Self {
+            min_tokens,
+            seen: std::collections::HashSet::new(),
+        }
+    }
+
+    /// `usage` with the request's cached prefix accounted as Bedrock reports it: the longest
+    /// prefix seen before is read from the cache, the rest up to the last cache point is
+    /// written to it, and `input_tokens` keeps only what follows the last cache point.
+    pub(crate) fn account(&mut self, model_id: &str, points: &[CachePoint], usage: Usage) -> Usage {
+        let eligible: Vec<&CachePoint> = points
+            .iter()
+            .filter(|p| p.tokens >= self.min_tokens)
+            .collect();
+        let Some(last) = eligible.last() else {
+            return usage;
+        };
+        let read = eligible
+            .iter()
+            .filter(|p| self.seen.contains(&(model_id.to_owned(), p.key.clone())))
+            .map(|p| p.tokens)
+            .max()
+            .unwrap_or(0);
+        let write = last.tokens.saturating_sub(read);
+        for point in &eligible {
+            self.seen.insert((model_id.to_owned(), point.key.clone()));
+        }
+        let input = usage.input_tokens.saturating_sub(last.tokens).max(1);
+        Usage::new(input, usage.output_tokens).with_cache(read, write)
+    }
+}
+
+impl Ask {
+    /// The input tokens of the whole request.
+    pub(crate) fn input_tokens(&self) -> u64 {
+        tokens_for(self.input_chars).saturating_add(self.attachment_tokens)
+    }
 }
 
 /// Tokens for `chars` characters, at 4 characters a token (rounded up).
@@ -120,9 +184,9 @@ impl Plan {
         Self {
             content,
             stop_reason: reply.stop_reason.unwrap_or_else(|| default_stop.to_owned()),
-            usage: reply.usage.unwrap_or_else(|| {
-                Usage::new(tokens_for(ask.input_chars).max(1), tokens_for(output_chars))
-            }),
+            usage: reply
+                .usage
+                .unwrap_or_else(|| Usage::new(ask.input_tokens().max(1), tokens_for(output_chars))),
             time_to_first_token: reply
                 .time_to_first_token
                 .unwrap_or(timing.time_to_first_token),

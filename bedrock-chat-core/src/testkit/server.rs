@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::converse::{self, Limits};
 use super::invoke;
-use super::plan::Plan;
+use super::plan::{Plan, PromptCache};
 use super::script::{status_of, Fault, Operation, RecordedRequest, Scripted, Timing};
 use super::stream::{spawn_stream, upper_camel};
 use super::wire::{error_response, json_response, response, validation_error, Body};
@@ -58,6 +58,7 @@ pub(crate) struct State {
     pub(crate) timing: Mutex<Timing>,
     pub(crate) models: Mutex<Models>,
     pub(crate) limits: Mutex<Limits>,
+    pub(crate) prompt_cache: Mutex<PromptCache>,
 }
 
 /// Locks `mutex`, also after a panic elsewhere: the data is plain and stays usable.
@@ -202,7 +203,9 @@ async fn answer(
     };
     let timing = *lock(&state.timing);
     let scripted = lock(&state.script).pop_front();
-    let (plan, fault) = match scripted {
+    // Scripted usage is reported as scripted; otherwise cache points are accounted.
+    let usage_scripted = matches!(&scripted, Some(Scripted::Reply(r)) if r.usage.is_some());
+    let (mut plan, fault) = match scripted {
         Some(Scripted::Fault(Fault::Http {
             status,
             error_type,
@@ -213,6 +216,9 @@ async fn answer(
         Some(Scripted::Reply(reply)) => (Plan::from_reply(reply, &ask, timing), None),
         None => (Plan::echo(&ask, timing), None),
     };
+    if !usage_scripted {
+        plan.usage = lock(&state.prompt_cache).account(model_id, &ask.cache_points, plan.usage);
+    }
     if operation.is_stream() {
         let frames = match operation {
             Operation::ConverseStream => converse::stream_frames(&plan),
