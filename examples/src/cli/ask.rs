@@ -20,6 +20,12 @@ pub async fn ask(
     args: AskArgs,
     terminal: &Terminal,
 ) -> Result<(), Failure> {
+    // Files first: a wrong one fails before stdin is read or anything is sent.
+    let attachments = args
+        .attach
+        .iter()
+        .map(|path| super::attach::read(path))
+        .collect::<Result<Vec<_>, _>>()?;
     let question = match args.question {
         Some(q) if q != "-" => q,
         _ if terminal.stdin_tty => {
@@ -39,6 +45,9 @@ pub async fn ask(
     }
     if let Some(prompt) = args.system {
         request = request.with_system_prompt(prompt);
+    }
+    for attachment in attachments {
+        request = request.with_attachment(attachment);
     }
     let stream = service.send_stream(request).await?;
 

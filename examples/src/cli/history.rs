@@ -203,5 +203,9 @@ pub fn print_message(out: &mut impl Write, message: &Message, paint: Paint) -> s
         Role::Assistant => paint.cyan(message.model.as_deref().unwrap_or("assistant")),
     };
     writeln!(out, "{} {}", who, paint.dim(&format!("· {when}")))?;
-    writeln!(out, "{}", message.content.trim_end_matches('\n'))
+    writeln!(out, "{}", message.content.trim_end_matches('\n'))?;
+    for line in message.parts.iter().filter_map(crate::export::describe) {
+        writeln!(out, "{}", paint.dim(&format!("[attached: {line}]")))?;
+    }
+    Ok(())
 }

@@ -7,10 +7,12 @@
 //! - [`exit`]: the exit codes and the one mapping from errors to them;
 //! - [`output`]: colours, the spinner, and the printing of a streamed answer;
 //! - [`ask`]: `ask` and `persona`, one-shot;
+//! - [`attach`]: files attached to a message;
 //! - [`history`]: `history list|show|delete|export`;
 //! - [`repl`]: `chat`, the interactive loop.
 
 pub mod ask;
+pub mod attach;
 pub mod exit;
 pub mod history;
 pub mod output;
@@ -33,7 +35,8 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  an unexpected failure (writing the output, a store that does not support the operation)
-  2  bad input: an empty question, a malformed or unknown conversation id, a bad flag or URL
+  2  bad input: an empty question, a malformed or unknown conversation id, a bad flag or URL,
+     a file that cannot be attached (unknown extension, unreadable, over the model's limits)
   3  rate limited: over the request limit or token budget, or the model is throttling; retry later
   4  the model failed (nothing was stored)
   5  the store or the rate limiter is unavailable";
@@ -128,6 +131,12 @@ pub struct AskArgs {
     /// Print the whole reply as JSON (ids, both messages, usage) instead of its text.
     #[arg(long)]
     pub json: bool,
+
+    /// Attach a file to the question (repeatable), its kind by its extension: images png,
+    /// jpg, jpeg, gif, webp; documents pdf, csv, doc, docx, xls, xlsx, html, htm, txt, md
+    /// (named after the file). At most 20 images of 3.75 MB and 5 documents of 4.5 MB.
+    #[arg(long, value_name = "FILE")]
+    pub attach: Vec<PathBuf>,
 }
 
 /// `persona`.
@@ -153,7 +162,7 @@ pub enum HistoryCommand {
         #[arg(long)]
         json: bool,
     },
-    /// A conversation's messages.
+    /// A conversation's messages, with their attachments (kind, format, name, size).
     Show {
         /// The conversation.
         id: ChatId,

@@ -11,8 +11,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use bedrock_chat_core::{
-    ChatId, ChatService, Conversation, ConversationUpdate, ExportFormat, ListOptions, SendRequest,
-    StoreError, UserId,
+    ChatId, ChatService, Conversation, ConversationUpdate, ExportFormat, ListOptions, Part,
+    SendRequest, StoreError, UserId,
 };
 use chrono::Utc;
 use futures::FutureExt;
@@ -40,6 +40,10 @@ Type a message and press Enter to send it. Commands:
   /system [PROMPT]      show, or set, the system prompt of this conversation
   /export json|markdown [FILE]
                         this conversation as JSON or Markdown, on screen or to FILE
+  /attach [PATH]        attach a file to your next message (images png, jpg, jpeg, gif,
+                        webp; documents pdf, csv, doc, docx, xls, xlsx, html, htm, txt,
+                        md); alone, list what is attached
+  /detach               drop the files attached to your next message
   /usage                tokens used today and in all, and the budget left
   /help                 this help
   /quit                 leave (Ctrl-D too)
@@ -70,6 +74,7 @@ pub async fn run(
         chat: None,
         pending_system: None,
         listed: Vec::new(),
+        attached: Vec::new(),
     };
     if terminal.stdout_tty {
         session.banner()?;
@@ -160,6 +165,8 @@ struct Session<'a> {
     pending_system: Option<String>,
     /// The conversations of the last `/list`, for `/open N`.
     listed: Vec<ChatId>,
+    /// Files `/attach`ed for the next message: their paths and parts.
+    attached: Vec<(PathBuf, Part)>,
 }
 
 impl Session<'_> {
@@ -232,6 +239,14 @@ impl Session<'_> {
             "system" => self.system(rest).await,
             "export" => self.export(rest).await,
             "usage" => self.usage().await,
+            "attach" => self.attach(rest),
+            "detach" => {
+                let n = self.attached.len();
+                self.attached.clear();
+                self.terminal
+                    .note(&format!("dropped {}", count(n as u64, "attachment")));
+                Ok(())
+            }
             _ => Err(Failure::Usage(format!(
                 "unknown command /{name}; /help lists them"
             ))),
@@ -262,6 +277,9 @@ impl Session<'_> {
             }
         }
         let mut request = SendRequest::new(self.user.clone(), text);
+        for (_, part) in &self.attached {
+            request = request.with_attachment(part.clone());
+        }
         match self.chat {
             Some(id) => request = request.in_chat(id),
             None => {
@@ -284,6 +302,10 @@ impl Session<'_> {
             ctrl_c(),
         )
         .await?;
+        if !matches!(answer, Answer::Failed { .. }) {
+            // Stored with the message: the next one starts with none.
+            self.attached.clear();
+        }
         match answer {
             Answer::Done(reply) => {
                 if self.chat.is_none() {
@@ -304,6 +326,30 @@ impl Session<'_> {
                 terminal.note("nothing was saved; send the message again to retry");
             }
         }
+        Ok(())
+    }
+
+    /// `/attach PATH` queues a file for the next message; `/attach` lists the queue.
+    fn attach(&mut self, path: &str) -> Result<(), Failure> {
+        if path.is_empty() {
+            if self.attached.is_empty() {
+                self.terminal
+                    .note("nothing attached; /attach PATH attaches a file to your next message");
+            }
+            for (path, part) in &self.attached {
+                let what = crate::export::describe(part).unwrap_or_default();
+                self.terminal.note(&format!("{} · {what}", path.display()));
+            }
+            return Ok(());
+        }
+        let path = PathBuf::from(path);
+        let part = super::attach::read(&path)?;
+        let what = crate::export::describe(&part).unwrap_or_default();
+        self.attached.push((path, part));
+        self.terminal.note(&format!(
+            "attached {what}; {} go with your next message (/detach drops them)",
+            count(self.attached.len() as u64, "file")
+        ));
         Ok(())
     }
 
@@ -581,7 +627,7 @@ impl Session<'_> {
 }
 
 /// The slash commands, for Tab completion.
-const COMMANDS: [&str; 12] = [
+const COMMANDS: [&str; 14] = [
     "/new",
     "/list",
     "/open ",
@@ -591,6 +637,8 @@ const COMMANDS: [&str; 12] = [
     "/system ",
     "/export ",
     "/usage",
+    "/attach ",
+    "/detach",
     "/help",
     "/quit",
     "/exit",

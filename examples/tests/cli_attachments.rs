@@ -1,0 +1,149 @@
+//! The CLI's attachments as its users run them: `target/<profile>/examples/cli` as a child
+//! process on its default SQLite store in a scratch directory, the offline model.
+//!
+//! A run narrowed to this file does not build the examples: `cargo build --workspace
+//! --all-features --examples && cargo test --workspace --all-features --test cli_attachments`.
+#![cfg(unix)]
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::path::Path;
+use std::process::Stdio;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+mod support;
+use support::{Scratch, EXIT};
+
+/// A 1x1 PNG.
+const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+const NOTES: &str = "# Notes\n\nWe met; we agreed.\n";
+
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn cli(dir: &Path, args: &[&str]) -> Run {
+    let child = support::program("cli", dir, args, &[])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = support::output_within(child, EXIT, &format!("the CLI with {args:?}"));
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn conversations(dir: &Path) -> Vec<Value> {
+    let run = cli(dir, &["history", "list", "--json", "--user", "ada"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    serde_json::from_str::<Value>(&run.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn ask_attaches_a_png_and_a_markdown_file_and_history_shows_them() {
+    let dir = Scratch::new("cli-attach");
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(PNG)
+        .unwrap();
+    std::fs::write(dir.path().join("photo.png"), &png).unwrap();
+    std::fs::write(dir.path().join("meeting notes.md"), NOTES).unwrap();
+    let run = cli(
+        dir.path(),
+        &[
+            "ask",
+            "--user",
+            "ada",
+            "--json",
+            "--attach",
+            "photo.png",
+            "--attach",
+            "meeting notes.md",
+            "What are these?",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let reply: Value = serde_json::from_str(&run.stdout).unwrap();
+    let chat_id = reply["chat_id"].as_str().unwrap();
+
+    let shown = cli(dir.path(), &["history", "show", chat_id, "--user", "ada"]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert!(shown.stdout.contains("What are these?"), "{shown:?}");
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("[attached: image (png, {} bytes)]", png.len())),
+        "{shown:?}"
+    );
+    assert!(
+        shown.stdout.contains(&format!(
+            "[attached: document “meeting notes” (md, {} bytes)]",
+            NOTES.len()
+        )),
+        "{shown:?}"
+    );
+
+    // The JSON export lists them as the API does, without their bytes.
+    let export = cli(
+        dir.path(),
+        &[
+            "history", "export", chat_id, "--format", "json", "--user", "ada",
+        ],
+    );
+    assert_eq!(export.code, 0, "{export:?}");
+    let export: Value = serde_json::from_str(&export.stdout).unwrap();
+    let parts = &export["messages"][0]["parts"];
+    assert_eq!(parts[0]["type"], "image");
+    assert_eq!(parts[0]["format"], "png");
+    assert_eq!(parts[0]["size"], png.len());
+    assert_eq!(parts[1]["type"], "document");
+    assert_eq!(parts[1]["name"], "meeting notes");
+    assert!(!export.to_string().contains(PNG), "no bytes in the export");
+}
+
+#[test]
+fn a_file_that_cannot_be_attached_exits_2_and_sends_nothing() {
+    let dir = Scratch::new("cli-attach-bad");
+    std::fs::write(dir.path().join("song.mp3"), b"ID3").unwrap();
+    for (file, says) in [("song.mp3", "extension"), ("missing.png", "cannot read")] {
+        let run = cli(
+            dir.path(),
+            &["ask", "--user", "ada", "--attach", file, "Listen"],
+        );
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(run.stdout.is_empty(), "{run:?}");
+        assert!(
+            run.stderr.contains(file) && run.stderr.contains(says),
+            "{run:?}"
+        );
+    }
+    // Bytes that are not the format the extension says: the library's 415, a bad input.
+    std::fs::write(dir.path().join("fake.png"), b"not a png at all").unwrap();
+    let run = cli(
+        dir.path(),
+        &["ask", "--user", "ada", "--attach", "fake.png", "Look"],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("attachments[0]"), "{run:?}");
+    assert!(conversations(dir.path()).is_empty());
+}
+
+#[test]
+fn help_documents_attach() {
+    let dir = Scratch::new("cli-attach-help");
+    let run = cli(dir.path(), &["ask", "--help"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("--attach <FILE>"), "{run:?}");
+    assert!(run.stdout.contains("xlsx"), "{run:?}");
+}
