@@ -59,43 +59,97 @@ pub(crate) fn metadata_from_json(
     serde_json::from_str(json).map_err(|e| malformed(backend, format!("metadata: {e}")))
 }
 
-/// Input, output and total tokens as nullable columns.
+/// Input, output and total tokens as nullable columns, then the prompt-cache read and
+/// write tokens (NULL when 0, so that a message without them costs nothing more).
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) type UsageColumns = (Option<i64>, Option<i64>, Option<i64>);
+pub(crate) type UsageColumns = (
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
 
-/// Token usage as three nullable integers, the way the SQL backends store it.
+/// Token usage as five nullable integers, the way the SQL backends store it.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn usage_to_columns(
     usage: Option<bedrock_chat_core::Usage>,
 ) -> Result<UsageColumns, bedrock_chat_core::InvalidInput> {
+    let nonzero = |n: u64| -> Result<Option<i64>, bedrock_chat_core::InvalidInput> {
+        (n != 0).then(|| to_i64(n, "usage")).transpose()
+    };
     match usage {
-        None => Ok((None, None, None)),
+        None => Ok((None, None, None, None, None)),
         Some(u) => Ok((
             Some(to_i64(u.input_tokens, "usage")?),
             Some(to_i64(u.output_tokens, "usage")?),
             Some(to_i64(u.total_tokens, "usage")?),
+            nonzero(u.cache_read_tokens)?,
+            nonzero(u.cache_write_tokens)?,
         )),
     }
 }
 
-/// Three nullable integers back as token usage: all set or none.
+/// Five nullable integers back as token usage: input, output and total all set or none;
+/// a cache count that is NULL (a row from before they were kept, or none used) is 0.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn usage_from_columns(
     backend: &'static str,
-    input: Option<i64>,
-    output: Option<i64>,
-    total: Option<i64>,
+    (input, output, total, cache_read, cache_write): UsageColumns,
 ) -> Result<Option<bedrock_chat_core::Usage>, StoreError> {
+    let cache = |n: Option<i64>, what: &str| n.map_or(Ok(0), |n| to_u64(backend, n, what));
     match (input, output, total) {
-        (None, None, None) => Ok(None),
+        (None, None, None) if cache_read.is_none() && cache_write.is_none() => Ok(None),
         (Some(i), Some(o), Some(t)) => Ok(Some(bedrock_chat_core::Usage {
             input_tokens: to_u64(backend, i, "input_tokens")?,
             output_tokens: to_u64(backend, o, "output_tokens")?,
             total_tokens: to_u64(backend, t, "total_tokens")?,
-            ..Default::default()
+            cache_read_tokens: cache(cache_read, "cache_read_tokens")?,
+            cache_write_tokens: cache(cache_write, "cache_write_tokens")?,
         })),
         _ => Err(malformed(backend, "usage is partly missing")),
     }
+}
+
+/// A message's parts as JSON text, or `None` for a plain-text message (no parts): a
+/// plain message stores nothing more than it did before parts existed.
+pub(crate) fn parts_to_json(
+    parts: &[bedrock_chat_core::parts::Part],
+) -> Result<Option<String>, bedrock_chat_core::InvalidInput> {
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(parts)
+        .map(Some)
+        .map_err(|e| bedrock_chat_core::InvalidInput::new("parts", e.to_string()))
+}
+
+/// Stored parts back: `None` (nothing stored: a plain-text message, or one written before
+/// parts were kept) is no parts.
+pub(crate) fn parts_from_json(
+    backend: &'static str,
+    json: Option<&str>,
+) -> Result<Vec<bedrock_chat_core::parts::Part>, StoreError> {
+    match json {
+        None => Ok(Vec::new()),
+        Some(json) => {
+            serde_json::from_str(json).map_err(|e| malformed(backend, format!("parts: {e}")))
+        }
+    }
+}
+
+/// A message's parts after an edit that sets its text to `content`: the text parts give
+/// way to it and the attachments stay ([`replace_text`](bedrock_chat_core::parts::replace_text));
+/// a plain-text message stays plain.
+#[cfg(any(feature = "sqlite", feature = "redis", feature = "dynamodb"))]
+pub(crate) fn edited_parts(
+    mut parts: Vec<bedrock_chat_core::parts::Part>,
+    content: &str,
+) -> Vec<bedrock_chat_core::parts::Part> {
+    if !parts.is_empty() {
+        bedrock_chat_core::parts::replace_text(&mut parts, content);
+    }
+    parts
 }
 
 #[cfg(all(test, any(feature = "sqlite", feature = "postgres")))]
@@ -106,11 +160,33 @@ mod tests {
 
     #[test]
     fn usage_round_trips_through_columns() {
-        let usage = Some(Usage::new(3, 4));
-        let (i, o, t) = usage_to_columns(usage).unwrap();
-        assert_eq!(usage_from_columns("test", i, o, t).unwrap(), usage);
-        assert_eq!(usage_from_columns("test", None, None, None).unwrap(), None);
-        assert!(usage_from_columns("test", Some(1), None, None).is_err());
+        for usage in [
+            Some(Usage::new(3, 4)),
+            Some(Usage::new(3, 4).with_cache(50, 7)),
+        ] {
+            let columns = usage_to_columns(usage).unwrap();
+            assert_eq!(usage_from_columns("test", columns).unwrap(), usage);
+        }
+        let (.., read, write) = usage_to_columns(Some(Usage::new(3, 4))).unwrap();
+        assert_eq!((read, write), (None, None), "no cache figures store NULL");
+        let none = (None, None, None, None, None);
+        assert_eq!(usage_from_columns("test", none).unwrap(), None);
+        assert!(usage_from_columns("test", (Some(1), None, None, None, None)).is_err());
+        assert!(usage_from_columns("test", (None, None, None, Some(1), None)).is_err());
+    }
+
+    #[test]
+    fn parts_round_trip_and_plain_messages_store_nothing() {
+        use bedrock_chat_core::parts::{ImageFormat, Part};
+        assert_eq!(parts_to_json(&[]).unwrap(), None);
+        assert!(parts_from_json("test", None).unwrap().is_empty());
+        let parts = vec![
+            Part::image(ImageFormat::Png, vec![0, 255]),
+            Part::text("hi"),
+        ];
+        let json = parts_to_json(&parts).unwrap();
+        assert_eq!(parts_from_json("test", json.as_deref()).unwrap(), parts);
+        assert!(parts_from_json("test", Some("[{\"type\": \"nope\"}]")).is_err());
     }
 
     #[test]

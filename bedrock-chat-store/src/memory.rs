@@ -454,6 +454,9 @@ impl HistoryStore for InMemoryHistoryStore {
             .get_mut(&seq)
             .ok_or(StoreError::not_found(Resource::Message))?;
         if let Some(content) = update.content {
+            if !message.parts.is_empty() {
+                bedrock_chat_core::parts::replace_text(&mut message.parts, &content);
+            }
             message.content = content;
         }
         if let Some(metadata) = update.metadata {

@@ -88,7 +88,85 @@ async fn migrations_are_applied_on_connect_and_reconnecting_keeps_the_data() {
             .fetch_one(&mut conn)
             .await
             .expect("look up the append function");
-    assert_eq!(function, 1);
+    // The 19-argument one this release calls, and the 16-argument one that releases from
+    // before parts still call against the same database.
+    assert_eq!(function, 2);
+}
+
+#[tokio::test]
+async fn messages_an_older_release_appends_read_as_plain_without_cache_figures() {
+    use bedrock_chat_core::parts::{ImageFormat, Part};
+    use bedrock_chat_core::Usage;
+    let user = random_user();
+    let store = PostgresHistoryStore::connect(config())
+        .await
+        .expect("connect");
+    let chat = store
+        .create_conversation(&user, NewConversation::new("mixed releases"))
+        .await
+        .expect("create");
+    // An append through the 16-argument function, as a release from before parts makes
+    // it: no parts, no cache counts.
+    let (question, answer) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let mut conn = direct().await;
+    let rows = sqlx::query(
+        "SELECT * FROM bedrock_chat_append($1, $2, false, NULL, NULL, NULL, now(), $3, \
+         ARRAY['user', 'assistant'], ARRAY['q', 'a'], ARRAY[NULL, $4]::uuid[], \
+         ARRAY[NULL, 'm'], ARRAY[NULL, 5]::bigint[], ARRAY[NULL, 6]::bigint[], \
+         ARRAY[NULL, 11]::bigint[], ARRAY['{}', '{}']::jsonb[])",
+    )
+    .bind(user.as_str())
+    .bind(chat.id.as_uuid())
+    .bind(vec![question, answer])
+    .bind(question)
+    .fetch_all(&mut conn)
+    .await
+    .expect("an append as an older release makes it");
+    assert_eq!(rows.len(), 2);
+
+    let reply = store
+        .get_message(&user, bedrock_chat_core::MessageId::from_uuid(answer))
+        .await
+        .expect("the older release's reply");
+    assert!(reply.parts.is_empty());
+    assert_eq!(reply.usage, Some(Usage::new(5, 6)));
+    let edited = store
+        .update_message(
+            &user,
+            bedrock_chat_core::MessageId::from_uuid(question),
+            MessageUpdate::new().with_content("edited"),
+        )
+        .await
+        .expect("edit");
+    assert!(edited.parts.is_empty(), "a plain message stays plain");
+    let (parts_null,): (bool,) =
+        sqlx::query_as("SELECT parts IS NULL FROM messages WHERE user_id = $1 AND id = $2")
+            .bind(user.as_str())
+            .bind(question)
+            .fetch_one(&mut conn)
+            .await
+            .expect("read the row");
+    assert!(parts_null, "plain messages store NULL, not []");
+
+    // This release's messages with parts sit beside them.
+    let with_parts = NewMessage::user("").with_parts(vec![
+        Part::image(ImageFormat::Png, vec![0, 1]),
+        Part::text("new"),
+    ]);
+    store
+        .append(
+            &user,
+            AppendRequest::existing(chat.id, vec![with_parts.clone()]),
+        )
+        .await
+        .expect("append with parts");
+    let all = store
+        .list_messages(&user, chat.id, ListOptions::first(10))
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2].parts, with_parts.parts);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

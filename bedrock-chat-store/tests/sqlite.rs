@@ -373,3 +373,123 @@ async fn from_url_opens_a_file_and_memory() {
         .expect("in memory");
     store.ping().await.expect("ping");
 }
+
+#[tokio::test]
+async fn a_database_from_before_parts_reads_as_plain_messages_without_cache_figures() {
+    use bedrock_chat_core::parts::{ImageFormat, Part};
+    use bedrock_chat_core::{MessageUpdate, Usage};
+    use sqlx::Connection;
+    // A file migrated up to the release before parts, with an exchange and a ledger row
+    // as that release wrote them.
+    let path = fresh_file();
+    let user = random_user();
+    let (chat, question, answer) = (
+        bedrock_chat_core::ChatId::new(),
+        bedrock_chat_core::MessageId::new(),
+        bedrock_chat_core::MessageId::new(),
+    );
+    {
+        let mut conn = sqlx::SqliteConnection::connect(&format!("{}?mode=rwc", url(&path)))
+            .await
+            .expect("create the file");
+        let mut migrator = sqlx::migrate!("./migrations/sqlite");
+        let before: Vec<_> = migrator
+            .iter()
+            .filter(|m| m.version < 20261123000000)
+            .cloned()
+            .collect();
+        assert_eq!(before.len(), 2, "the two migrations before parts");
+        migrator.migrations = before.into();
+        migrator
+            .run(&mut conn)
+            .await
+            .expect("the schema before parts");
+        sqlx::query(
+            "INSERT INTO conversations (id, user_id, title, system_prompt, metadata, \
+             message_count, last_seq, created_at, updated_at) \
+             VALUES (?, ?, 'old', NULL, '{}', 2, 2, 1000, 2000)",
+        )
+        .bind(chat.to_string())
+        .bind(user.as_str())
+        .execute(&mut conn)
+        .await
+        .expect("an old conversation");
+        for (seq, id, role, tokens) in [
+            (1, question, "user", None),
+            (2, answer, "assistant", Some(7)),
+        ] {
+            sqlx::query(
+                "INSERT INTO messages (user_id, id, chat_id, seq, role, content, input_tokens, \
+                 output_tokens, total_tokens, metadata, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, 'text', ?, ?, ?, '{}', 2000, 2000)",
+            )
+            .bind(user.as_str())
+            .bind(id.to_string())
+            .bind(chat.to_string())
+            .bind(seq)
+            .bind(role)
+            .bind(tokens)
+            .bind(tokens)
+            .bind(tokens.map(|t| 2 * t))
+            .execute(&mut conn)
+            .await
+            .expect("an old message");
+        }
+        sqlx::query(
+            "INSERT INTO usage_ledger (user_id, day, input_tokens, output_tokens, \
+             total_tokens, calls) VALUES (?1, '2025-09-01', 7, 7, 14, 1), \
+             (?1, 'total', 7, 7, 14, 1)",
+        )
+        .bind(user.as_str())
+        .execute(&mut conn)
+        .await
+        .expect("old ledger rows");
+        conn.close().await.expect("close");
+    }
+
+    let store = SqliteHistoryStore::open(&url(&path))
+        .await
+        .expect("migrate");
+    let read = store.get_message(&user, answer).await.expect("old reply");
+    assert!(read.parts.is_empty());
+    assert_eq!(read.usage, Some(Usage::new(7, 7)));
+    let edited = store
+        .update_message(&user, question, MessageUpdate::new().with_content("edited"))
+        .await
+        .expect("edit an old message");
+    assert!(edited.parts.is_empty(), "an old message stays plain");
+
+    // The old ledger rows go on adding, cache figures from 0.
+    let day = chrono::NaiveDate::from_ymd_opt(2025, 9, 1).expect("a date");
+    let at = day.and_hms_opt(12, 0, 0).expect("a time").and_utc();
+    store
+        .record_usage(&user, at, Usage::new(1, 1).with_cache(30, 4))
+        .await
+        .expect("record");
+    let expected = Usage::new(7, 7).saturating_add(Usage::new(1, 1).with_cache(30, 4));
+    let days = store.daily_usage(&user, day, day).await.expect("daily");
+    assert_eq!((days[0].usage, days[0].calls), (expected, 2));
+    let totals = store.usage(&user).await.expect("usage");
+    assert_eq!((totals.usage, totals.calls), (expected, 2));
+
+    // New messages with parts sit beside the old ones.
+    let with_parts = NewMessage::user("").with_parts(vec![
+        Part::image(ImageFormat::Png, vec![0, 1, 2]),
+        Part::text("new"),
+    ]);
+    store
+        .append(
+            &user,
+            AppendRequest::existing(chat, vec![with_parts.clone()]),
+        )
+        .await
+        .expect("append with parts");
+    let all = store
+        .list_messages(&user, chat, ListOptions::first(10))
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2].parts, with_parts.parts);
+    assert!(all[..2].iter().all(|m| m.parts.is_empty()));
+}

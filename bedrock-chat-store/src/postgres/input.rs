@@ -1,6 +1,7 @@
 //! What PostgreSQL cannot hold, refused before anything is written: `text` and `jsonb`
 //! reject NUL (`\0`), and a half-done write must never depend on the server noticing.
 
+use bedrock_chat_core::parts::Part;
 use bedrock_chat_core::{InvalidInput, Metadata, NewConversation, NewMessage};
 use serde_json::Value;
 
@@ -14,16 +15,32 @@ pub(super) fn text(field: &str, text: &str) -> Result<(), InvalidInput> {
     Ok(())
 }
 
+/// Whether a JSON value has no NUL in any key or string, however deeply nested.
+fn clean(value: &Value) -> bool {
+    match value {
+        Value::String(s) => !s.contains('\0'),
+        Value::Array(items) => items.iter().all(clean),
+        Value::Object(map) => map.iter().all(|(k, v)| !k.contains('\0') && clean(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => true,
+    }
+}
+
+/// Refuses parts with a NUL in any text, name, id or JSON (tool input and output). Only
+/// messages with parts pay for the check.
+pub(super) fn parts(field: &str, parts: &[Part]) -> Result<(), InvalidInput> {
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let value = serde_json::to_value(parts).map_err(|e| InvalidInput::new(field, e.to_string()))?;
+    if clean(&value) {
+        Ok(())
+    } else {
+        Err(InvalidInput::new(field, REASON))
+    }
+}
+
 /// Refuses metadata with a NUL in any key or string, however deeply nested.
 pub(super) fn metadata(field: &str, metadata: &Metadata) -> Result<(), InvalidInput> {
-    fn clean(value: &Value) -> bool {
-        match value {
-            Value::String(s) => !s.contains('\0'),
-            Value::Array(items) => items.iter().all(clean),
-            Value::Object(map) => map.iter().all(|(k, v)| !k.contains('\0') && clean(v)),
-            Value::Null | Value::Bool(_) | Value::Number(_) => true,
-        }
-    }
     if metadata.iter().all(|(k, v)| !k.contains('\0') && clean(v)) {
         Ok(())
     } else {
@@ -46,6 +63,7 @@ pub(super) fn message(new: &NewMessage) -> Result<(), InvalidInput> {
     if let Some(model) = &new.model {
         text("model", model)?;
     }
+    parts("parts", &new.parts)?;
     metadata("metadata", &new.metadata)
 }
 
@@ -68,6 +86,32 @@ mod tests {
         assert!(metadata("metadata", &map(json!({"a": [1, {"b": "n\u{0}"}]}))).is_err());
         assert!(metadata("metadata", &map(json!({"k\u{0}": 1}))).is_err());
         assert!(metadata("metadata", &map(json!({"a": {"k\u{0}": 1}}))).is_err());
+    }
+
+    #[test]
+    fn nul_anywhere_in_parts_is_refused() {
+        use bedrock_chat_core::parts::{ImageFormat, Part};
+        let ok = NewMessage::user("").with_parts(vec![
+            Part::image(ImageFormat::Png, vec![0, 0, 0]),
+            Part::text("fine"),
+        ]);
+        assert!(
+            message(&ok).is_ok(),
+            "NUL bytes of an attachment are base64"
+        );
+        let tool = Part::ToolUse {
+            id: "t".into(),
+            name: "n".into(),
+            input: json!({"k": ["a\u{0}"]}),
+        };
+        let bad =
+            NewMessage::user("").with_parts(vec![Part::image(ImageFormat::Png, vec![1]), tool]);
+        assert_eq!(message(&bad).unwrap_err().field, "parts");
+        let bad = NewMessage::user("").with_parts(vec![
+            Part::image(ImageFormat::Png, vec![1]),
+            Part::text("x\0"),
+        ]);
+        assert!(message(&bad).is_err());
     }
 
     #[test]

@@ -11,11 +11,16 @@
 //!   conversations, newest first by last activity, is a backwards index range scan;
 //! - `messages (user_id text, id uuid, chat_id uuid, seq bigint, role text, content text,
 //!   reply_to uuid, model text, input_tokens bigint, output_tokens bigint, total_tokens
-//!   bigint, metadata jsonb, created_at timestamptz, updated_at timestamptz)`, keyed by
+//!   bigint, metadata jsonb, created_at timestamptz, updated_at timestamptz, parts jsonb,
+//!   cache_read_tokens bigint, cache_write_tokens bigint)`, keyed by
 //!   `(user_id, id)` (message ids are scoped per user) and unique on `(chat_id, seq)`: the
 //!   last N messages or a page of them, either way, is an index range scan. Deleting a
-//!   conversation deletes its messages (`ON DELETE CASCADE`).
-//! - `usage_days (user_id, day date, input_tokens, output_tokens, total_tokens, calls)` and
+//!   conversation deletes its messages (`ON DELETE CASCADE`). `parts` is NULL for a
+//!   plain-text message and the cache counts are NULL when 0, so plain messages cost what
+//!   they did before; an edit of a message with parts replaces its text parts in the same
+//!   statement (`bedrock_chat_replace_text`).
+//! - `usage_days (user_id, day date, input_tokens, output_tokens, total_tokens,
+//!   cache_read_tokens, cache_write_tokens, calls)` and
 //!   `usage_totals (user_id, ...)`: the usage ledger, per UTC day and all time, untouched by
 //!   deletes; one statement records a call in both.
 //! - the function `bedrock_chat_append(...)`: an append is one statement, so one round trip
@@ -24,7 +29,7 @@
 //!   conflict, takes the next sequence numbers from `last_seq`, inserts the messages and
 //!   returns them. Concurrent appends to one conversation take turns on the row lock.
 //!
-//! PostgreSQL `text` and `jsonb` cannot hold NUL (`\0`): text or metadata containing one
+//! PostgreSQL `text` and `jsonb` cannot hold NUL (`\0`): text, parts or metadata containing one
 //! is refused with [`StoreError::InvalidInput`] before anything is written.
 //!
 //! # Example

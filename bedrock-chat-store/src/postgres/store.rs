@@ -22,8 +22,10 @@ use crate::codec::{to_i64, to_u64, usage_to_columns};
 
 /// Calls the append function installed by the migrations (see the module docs).
 const APPEND: &str = "SELECT already_stored, id, chat_id, seq, role, content, reply_to, model, \
-     input_tokens, output_tokens, total_tokens, metadata, created_at, updated_at \
-     FROM bedrock_chat_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+     input_tokens, output_tokens, total_tokens, metadata, created_at, updated_at, parts, \
+     cache_read_tokens, cache_write_tokens \
+     FROM bedrock_chat_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+     $16, $17, $18, $19)";
 
 impl PostgresHistoryStore {
     /// Messages of the user's conversation from a query joined on its owner; an empty
@@ -237,9 +239,12 @@ impl HistoryStore for PostgresHistoryStore {
         let mut output_tokens = Vec::with_capacity(count);
         let mut total_tokens = Vec::with_capacity(count);
         let mut metadata = Vec::with_capacity(count);
+        let mut parts = Vec::with_capacity(count);
+        let mut cache_read = Vec::with_capacity(count);
+        let mut cache_write = Vec::with_capacity(count);
         for m in &request.messages {
             input::message(m)?;
-            let (i, o, t) = usage_to_columns(m.usage)?;
+            let (i, o, t, r, w) = usage_to_columns(m.usage)?;
             ids.push(*m.id.as_uuid());
             roles.push(m.role.as_str());
             contents.push(m.content.as_str());
@@ -249,6 +254,10 @@ impl HistoryStore for PostgresHistoryStore {
             output_tokens.push(o);
             total_tokens.push(t);
             metadata.push(Json(&m.metadata));
+            // NULL, not `[]`, for a plain-text message.
+            parts.push((!m.parts.is_empty()).then_some(Json(&m.parts)));
+            cache_read.push(r);
+            cache_write.push(w);
         }
         let new = match &request.target {
             AppendTarget::CreateIfMissing(new) => Some(new),
@@ -272,6 +281,9 @@ impl HistoryStore for PostgresHistoryStore {
             .bind(output_tokens)
             .bind(total_tokens)
             .bind(metadata)
+            .bind(parts)
+            .bind(cache_read)
+            .bind(cache_write)
             .fetch_all(&self.pool)
             .await
             .map_err(classify)?;
@@ -379,9 +391,13 @@ impl HistoryStore for PostgresHistoryStore {
         }
         let now = self.clock.now();
         // One statement: the message and its conversation's updated_at change together.
+        // New text on a message with parts replaces its text parts (plain messages, whose
+        // parts are NULL, stay plain).
         let sql = format!(
             "WITH edited AS ( \
                UPDATE messages m SET content = COALESCE($3, m.content), \
+                 parts = CASE WHEN $3 IS NULL OR m.parts IS NULL THEN m.parts \
+                   ELSE bedrock_chat_replace_text(m.parts, $3) END, \
                  metadata = COALESCE($4, m.metadata), updated_at = $5 \
                WHERE m.user_id = $2 AND m.id = $1 \
                RETURNING {MESSAGE_COLUMNS_M} \
@@ -434,6 +450,8 @@ impl HistoryStore for PostgresHistoryStore {
                COALESCE(t.input_tokens, 0) AS input_tokens, \
                COALESCE(t.output_tokens, 0) AS output_tokens, \
                COALESCE(t.total_tokens, 0) AS total_tokens, \
+               COALESCE(t.cache_read_tokens, 0) AS cache_read_tokens, \
+               COALESCE(t.cache_write_tokens, 0) AS cache_write_tokens, \
                COALESCE(t.calls, 0) AS calls \
              FROM (SELECT 1) AS one LEFT JOIN usage_totals t ON t.user_id = $1",
         )
@@ -452,7 +470,8 @@ impl HistoryStore for PostgresHistoryStore {
                 input_tokens: get("input_tokens")?,
                 output_tokens: get("output_tokens")?,
                 total_tokens: get("total_tokens")?,
-                ..Default::default()
+                cache_read_tokens: get("cache_read_tokens")?,
+                cache_write_tokens: get("cache_write_tokens")?,
             },
             calls: get("calls")?,
         })
@@ -467,26 +486,34 @@ impl HistoryStore for PostgresHistoryStore {
         let input = to_i64(usage.input_tokens, "input_tokens")?;
         let output = to_i64(usage.output_tokens, "output_tokens")?;
         let total = to_i64(usage.total_tokens, "total_tokens")?;
+        let cache_read = to_i64(usage.cache_read_tokens, "cache_read_tokens")?;
+        let cache_write = to_i64(usage.cache_write_tokens, "cache_write_tokens")?;
         // One statement, so one round trip and one transaction: the day's row and the
         // all-time row change together or not at all.
         sqlx::query(
             "WITH day AS ( \
                INSERT INTO usage_days AS d \
-                 (user_id, day, input_tokens, output_tokens, total_tokens, calls) \
-               VALUES ($1, $2, $3, $4, $5, 1) \
+                 (user_id, day, input_tokens, output_tokens, total_tokens, cache_read_tokens, \
+                  cache_write_tokens, calls) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, 1) \
                ON CONFLICT (user_id, day) DO UPDATE SET \
                  input_tokens = d.input_tokens + EXCLUDED.input_tokens, \
                  output_tokens = d.output_tokens + EXCLUDED.output_tokens, \
                  total_tokens = d.total_tokens + EXCLUDED.total_tokens, \
+                 cache_read_tokens = d.cache_read_tokens + EXCLUDED.cache_read_tokens, \
+                 cache_write_tokens = d.cache_write_tokens + EXCLUDED.cache_write_tokens, \
                  calls = d.calls + 1 \
              ) \
              INSERT INTO usage_totals AS t \
-               (user_id, input_tokens, output_tokens, total_tokens, calls) \
-             VALUES ($1, $3, $4, $5, 1) \
+               (user_id, input_tokens, output_tokens, total_tokens, cache_read_tokens, \
+                cache_write_tokens, calls) \
+             VALUES ($1, $3, $4, $5, $6, $7, 1) \
              ON CONFLICT (user_id) DO UPDATE SET \
                input_tokens = t.input_tokens + EXCLUDED.input_tokens, \
                output_tokens = t.output_tokens + EXCLUDED.output_tokens, \
                total_tokens = t.total_tokens + EXCLUDED.total_tokens, \
+               cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens, \
+               cache_write_tokens = t.cache_write_tokens + EXCLUDED.cache_write_tokens, \
                calls = t.calls + 1",
         )
         .bind(user.as_str())
@@ -494,6 +521,8 @@ impl HistoryStore for PostgresHistoryStore {
         .bind(input)
         .bind(output)
         .bind(total)
+        .bind(cache_read)
+        .bind(cache_write)
         .execute(&self.pool)
         .await
         .map_err(classify)?;
@@ -508,7 +537,8 @@ impl HistoryStore for PostgresHistoryStore {
     ) -> Result<Vec<DailyUsage>, StoreError> {
         check_usage_days(from, to)?;
         let rows = sqlx::query(
-            "SELECT day, input_tokens, output_tokens, total_tokens, calls FROM usage_days \
+            "SELECT day, input_tokens, output_tokens, total_tokens, cache_read_tokens, \
+             cache_write_tokens, calls FROM usage_days \
              WHERE user_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day",
         )
         .bind(user.as_str())

@@ -9,11 +9,14 @@
 //!   created_at, updated_at)`, indexed by `(user_id, updated_at, id)` so a user's
 //!   conversations list newest first by last activity with a range scan;
 //! - `messages (user_id, id, chat_id, seq, role, content, reply_to, model, input_tokens,
-//!   output_tokens, total_tokens, metadata, created_at, updated_at)`, keyed by
+//!   output_tokens, total_tokens, metadata, created_at, updated_at, parts,
+//!   cache_read_tokens, cache_write_tokens)`, keyed by
 //!   `(user_id, id)` (message ids are scoped per user) and unique on `(chat_id, seq)`, which
 //!   is also the index that pages through a conversation either way. Deleting a
-//!   conversation deletes its messages (`ON DELETE CASCADE`);
-//! - `usage_ledger (user_id, day, input_tokens, output_tokens, total_tokens, calls)`, one
+//!   conversation deletes its messages (`ON DELETE CASCADE`). `parts` is the message's
+//!   parts as JSON, NULL for a plain-text message; the cache counts are NULL when 0;
+//! - `usage_ledger (user_id, day, input_tokens, output_tokens, total_tokens,
+//!   cache_read_tokens, cache_write_tokens, calls)`, one
 //!   row per user and UTC day (`YYYY-MM-DD`) plus one with `day = 'total'`, untouched by
 //!   deletes.
 //!

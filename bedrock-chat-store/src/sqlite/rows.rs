@@ -8,7 +8,9 @@ use sqlx::Row;
 
 use super::error::classify;
 use super::BACKEND;
-use crate::codec::{from_micros, malformed, metadata_from_json, to_u64, usage_from_columns};
+use crate::codec::{
+    from_micros, malformed, metadata_from_json, parts_from_json, to_u64, usage_from_columns,
+};
 
 /// The columns [`conversation`] reads, in `SELECT` order.
 pub(super) const CONVERSATION_COLUMNS: &str = "id, user_id, title, system_prompt, metadata, \
@@ -16,7 +18,8 @@ pub(super) const CONVERSATION_COLUMNS: &str = "id, user_id, title, system_prompt
 
 /// The columns [`message`] reads, in `SELECT` order.
 pub(super) const MESSAGE_COLUMNS: &str = "id, chat_id, seq, role, content, reply_to, model, \
-     input_tokens, output_tokens, total_tokens, metadata, created_at, updated_at";
+     input_tokens, output_tokens, total_tokens, metadata, created_at, updated_at, parts, \
+     cache_read_tokens, cache_write_tokens";
 
 fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
 where
@@ -54,22 +57,27 @@ pub(super) fn message(row: &SqliteRow) -> Result<Message, StoreError> {
     let role: String = get(row, "role")?;
     let reply_to: Option<String> = get(row, "reply_to")?;
     let metadata: String = get(row, "metadata")?;
+    let parts: Option<String> = get(row, "parts")?;
     Ok(Message {
         id: parse::<MessageId>(&id, "message id")?,
         chat_id: parse::<ChatId>(&chat_id, "conversation id")?,
         seq: to_u64(BACKEND, get(row, "seq")?, "seq")?,
         role: Role::parse(&role).ok_or_else(|| malformed(BACKEND, format!("role {role:?}")))?,
         content: get(row, "content")?,
-        parts: Vec::new(),
+        parts: parts_from_json(BACKEND, parts.as_deref())?,
         reply_to: reply_to
             .map(|r| parse::<MessageId>(&r, "reply_to"))
             .transpose()?,
         model: get(row, "model")?,
         usage: usage_from_columns(
             BACKEND,
-            get(row, "input_tokens")?,
-            get(row, "output_tokens")?,
-            get(row, "total_tokens")?,
+            (
+                get(row, "input_tokens")?,
+                get(row, "output_tokens")?,
+                get(row, "total_tokens")?,
+                get(row, "cache_read_tokens")?,
+                get(row, "cache_write_tokens")?,
+            ),
         )?,
         metadata: metadata_from_json(BACKEND, &metadata)?,
         created_at: from_micros(BACKEND, get(row, "created_at")?)?,
@@ -88,7 +96,8 @@ pub(super) fn daily_usage(row: &SqliteRow) -> Result<DailyUsage, StoreError> {
             input_tokens: count("input_tokens")?,
             output_tokens: count("output_tokens")?,
             total_tokens: count("total_tokens")?,
-            ..Default::default()
+            cache_read_tokens: count("cache_read_tokens")?,
+            cache_write_tokens: count("cache_write_tokens")?,
         },
         calls: count("calls")?,
     })

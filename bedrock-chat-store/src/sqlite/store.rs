@@ -18,7 +18,9 @@ use sqlx::{Row, Sqlite, Transaction};
 use super::error::classify;
 use super::rows::{self, CONVERSATION_COLUMNS, MESSAGE_COLUMNS};
 use super::{SqliteHistoryStore, BACKEND};
-use crate::codec::{metadata_to_json, to_i64, to_u64, usage_to_columns};
+use crate::codec::{
+    edited_parts, metadata_to_json, parts_to_json, to_i64, to_u64, usage_to_columns,
+};
 
 impl SqliteHistoryStore {
     /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`): a
@@ -234,6 +236,11 @@ impl HistoryStore for SqliteHistoryStore {
             .iter()
             .map(|m| usage_to_columns(m.usage))
             .collect::<Result<Vec<_>, _>>()?;
+        let parts = request
+            .messages
+            .iter()
+            .map(|m| parts_to_json(&m.parts))
+            .collect::<Result<Vec<_>, _>>()?;
         let now = self.clock.now().timestamp_micros();
         let mut tx = self.write_tx().await?;
 
@@ -305,10 +312,13 @@ impl HistoryStore for SqliteHistoryStore {
         let count = request.messages.len();
         let insert = format!(
             "INSERT INTO messages (user_id, {MESSAGE_COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
         );
         let mut messages = Vec::with_capacity(count);
-        for (new, (input, output, total)) in request.messages.into_iter().zip(usages) {
+        let columns = usages.into_iter().zip(parts);
+        for (new, ((input, output, total, cache_read, cache_write), parts)) in
+            request.messages.into_iter().zip(columns)
+        {
             seq += 1;
             let row = sqlx::query(&insert)
                 .bind(user.as_str())
@@ -325,6 +335,9 @@ impl HistoryStore for SqliteHistoryStore {
                 .bind(metadata_to_json(&new.metadata))
                 .bind(now)
                 .bind(now)
+                .bind(parts)
+                .bind(cache_read)
+                .bind(cache_write)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(classify)?;
@@ -436,7 +449,7 @@ impl HistoryStore for SqliteHistoryStore {
              WHERE user_id = ? AND id = ? RETURNING {MESSAGE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
-            .bind(update.content)
+            .bind(update.content.as_deref())
             .bind(update.metadata.as_ref().map(metadata_to_json))
             .bind(now)
             .bind(user.as_str())
@@ -445,7 +458,19 @@ impl HistoryStore for SqliteHistoryStore {
             .await
             .map_err(classify)?
             .ok_or(StoreError::not_found(Resource::Message))?;
-        let message = rows::message(&row)?;
+        let mut message = rows::message(&row)?;
+        if let (Some(content), false) = (&update.content, message.parts.is_empty()) {
+            // New text on a message with parts: its text parts give way, in the same
+            // transaction. Plain messages need no second statement.
+            message.parts = edited_parts(message.parts, content);
+            sqlx::query("UPDATE messages SET parts = ? WHERE user_id = ? AND id = ?")
+                .bind(parts_to_json(&message.parts)?)
+                .bind(user.as_str())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
         sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ?")
             .bind(now)
             .bind(message.chat_id.to_string())
@@ -491,6 +516,8 @@ impl HistoryStore for SqliteHistoryStore {
                COALESCE(l.input_tokens, 0) AS input_tokens, \
                COALESCE(l.output_tokens, 0) AS output_tokens, \
                COALESCE(l.total_tokens, 0) AS total_tokens, \
+               COALESCE(l.cache_read_tokens, 0) AS cache_read_tokens, \
+               COALESCE(l.cache_write_tokens, 0) AS cache_write_tokens, \
                COALESCE(l.calls, 0) AS calls \
              FROM (SELECT 1) LEFT JOIN usage_ledger l ON l.user_id = ?1 AND l.day = 'total'",
         )
@@ -509,7 +536,8 @@ impl HistoryStore for SqliteHistoryStore {
                 input_tokens: get("input_tokens")?,
                 output_tokens: get("output_tokens")?,
                 total_tokens: get("total_tokens")?,
-                ..Default::default()
+                cache_read_tokens: get("cache_read_tokens")?,
+                cache_write_tokens: get("cache_write_tokens")?,
             },
             calls: get("calls")?,
         })
@@ -524,15 +552,20 @@ impl HistoryStore for SqliteHistoryStore {
         let input = to_i64(usage.input_tokens, "input_tokens")?;
         let output = to_i64(usage.output_tokens, "output_tokens")?;
         let total = to_i64(usage.total_tokens, "total_tokens")?;
+        let cache_read = to_i64(usage.cache_read_tokens, "cache_read_tokens")?;
+        let cache_write = to_i64(usage.cache_write_tokens, "cache_write_tokens")?;
         // One statement upserts the day's row and the all-time row: atomic on its own.
         sqlx::query(
             "INSERT INTO usage_ledger \
-               (user_id, day, input_tokens, output_tokens, total_tokens, calls) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 1), (?1, 'total', ?3, ?4, ?5, 1) \
+               (user_id, day, input_tokens, output_tokens, total_tokens, cache_read_tokens, \
+                cache_write_tokens, calls) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1), (?1, 'total', ?3, ?4, ?5, ?6, ?7, 1) \
              ON CONFLICT (user_id, day) DO UPDATE SET \
                input_tokens = input_tokens + excluded.input_tokens, \
                output_tokens = output_tokens + excluded.output_tokens, \
                total_tokens = total_tokens + excluded.total_tokens, \
+               cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens, \
+               cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens, \
                calls = calls + 1",
         )
         .bind(user.as_str())
@@ -540,6 +573,8 @@ impl HistoryStore for SqliteHistoryStore {
         .bind(input)
         .bind(output)
         .bind(total)
+        .bind(cache_read)
+        .bind(cache_write)
         .execute(&self.writer)
         .await
         .map_err(classify)?;
@@ -554,7 +589,8 @@ impl HistoryStore for SqliteHistoryStore {
     ) -> Result<Vec<DailyUsage>, StoreError> {
         check_usage_days(from, to)?;
         let rows = sqlx::query(
-            "SELECT day, input_tokens, output_tokens, total_tokens, calls FROM usage_ledger \
+            "SELECT day, input_tokens, output_tokens, total_tokens, cache_read_tokens, \
+             cache_write_tokens, calls FROM usage_ledger \
              WHERE user_id = ? AND day BETWEEN ? AND ? ORDER BY day",
         )
         .bind(user.as_str())
