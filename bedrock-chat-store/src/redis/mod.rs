@@ -8,10 +8,10 @@
 //! |---|---|---|
 //! | `P:chat:{chat_id}` | hash | `user`, `title`, `prompt` (absent when none), `meta` (metadata JSON), `count`, `last_seq`, `created` and `updated` (microseconds since the Unix epoch), `member` (its entry in the user's list) |
 //! | `P:chat:{chat_id}:seq` | sorted set | message ids scored by sequence number: pages either way are `ZRANGE ... BYSCORE [REV]` |
-//! | `P:chat:{chat_id}:msg` | hash | per message id `M`: `M` (role, reply-to, model, usage and creation time as JSON), `M:s` (seq), `M:c` (content), `M:m` (metadata JSON), `M:u` (last edit) |
+//! | `P:chat:{chat_id}:msg` | hash | per message id `M`: `M` (role, reply-to, model, usage and creation time as JSON), `M:s` (seq), `M:c` (content), `M:m` (metadata JSON), `M:u` (last edit), `M:p` (its parts as JSON; absent for a plain-text message) |
 //! | `P:user:{user_id}:msg:{message_id}` | string | the message's conversation id: the idempotency index, per user (message ids are scoped per user). Releases before kept one global `P:msg:{message_id}`; it is still read for their messages |
 //! | `P:user:{user_id}:chats` | sorted set | the user's conversations, all scored 0, members `{time}:{chat_id}` where `{time}` is the time of the last change (`updated`) in microseconds as 20 order-preserving digits: listed newest first by last activity with `ZRANGE ... BYLEX REV`, ties by id, with keyset cursors; every change moves the member |
-//! | `P:user:{user_id}:usage` | hash | the usage ledger: `in`, `out`, `total`, `calls` for all time, and `{day}:in`, ... per UTC day `YYYY-MM-DD`. Never expires, and deletes do not touch it |
+//! | `P:user:{user_id}:usage` | hash | the usage ledger: `in`, `out`, `total`, `calls`, and `cread` / `cwrite` (prompt-cache read / write tokens, absent until used) for all time, and `{day}:in`, ... per UTC day `YYYY-MM-DD`. Never expires, and deletes do not touch it |
 //! | `P:user:{user_id}:usage:days` | sorted set | the days with usage, scored by days since 1970-01-01 |
 //!
 //! Every operation is one server-side Lua script (`EVALSHA`, loaded on first use), so

@@ -6,7 +6,7 @@ use bedrock_chat_core::{
 use serde::{Deserialize, Serialize};
 
 use super::BACKEND;
-use crate::codec::{from_micros, malformed, metadata_from_json};
+use crate::codec::{from_micros, malformed, metadata_from_json, parts_from_json};
 
 /// A script's answer: a status word and rows of fields (a missing field is `None`).
 pub(super) type Reply = (String, Vec<Vec<Option<String>>>);
@@ -61,7 +61,8 @@ pub(super) fn conversation(row: &[Option<String>]) -> Result<Conversation, Store
     })
 }
 
-/// `[id, chat, seq, header, content, meta, updated]`.
+/// `[id, chat, seq, header, content, meta, updated, parts]` (parts nil for a plain-text
+/// message, and for one stored before parts were kept).
 pub(super) fn message(row: &[Option<String>]) -> Result<Message, StoreError> {
     let header: Header = serde_json::from_str(field(row, 3, "header")?)
         .map_err(|e| malformed(BACKEND, format!("message header: {e}")))?;
@@ -71,7 +72,7 @@ pub(super) fn message(row: &[Option<String>]) -> Result<Message, StoreError> {
         seq: parse(field(row, 2, "seq")?, "seq")?,
         role: header.role,
         content: field(row, 4, "content")?.to_owned(),
-        parts: Vec::new(),
+        parts: parts_from_json(BACKEND, row.get(7).and_then(Option::as_deref))?,
         reply_to: header.reply_to,
         model: header.model,
         usage: header.usage,
@@ -81,7 +82,7 @@ pub(super) fn message(row: &[Option<String>]) -> Result<Message, StoreError> {
     })
 }
 
-/// `[day, in, out, total, calls]`: one day of the usage ledger.
+/// `[day, in, out, total, calls, cache read, cache write]`: one day of the usage ledger.
 pub(super) fn daily_usage(row: &[Option<String>]) -> Result<DailyUsage, StoreError> {
     Ok(DailyUsage {
         day: parse(field(row, 0, "day")?, "day")?,
@@ -89,7 +90,8 @@ pub(super) fn daily_usage(row: &[Option<String>]) -> Result<DailyUsage, StoreErr
             input_tokens: count(row, 1)?,
             output_tokens: count(row, 2)?,
             total_tokens: count(row, 3)?,
-            ..Default::default()
+            cache_read_tokens: count(row, 5)?,
+            cache_write_tokens: count(row, 6)?,
         },
         calls: count(row, 4)?,
     })

@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 use super::error::classify;
 use super::rows::{self, activity_digits, list_member, Header, Reply};
 use super::{RedisHistoryStore, BACKEND};
-use crate::codec::{malformed, metadata_to_json};
+use crate::codec::{edited_parts, malformed, metadata_to_json, parts_from_json, parts_to_json};
 
 impl RedisHistoryStore {
     /// Runs `script` with the common arguments (prefix, TTL, now), then `args`, then `now`
@@ -39,6 +39,10 @@ impl RedisHistoryStore {
         self.clock.now().timestamp_micros()
     }
 }
+
+/// How many times an edit of a message with parts reads its parts and tries again when
+/// they changed in between (another edit of the same message won).
+const EDIT_ATTEMPTS: usize = 8;
 
 fn unexpected(status: &str) -> StoreError {
     malformed(BACKEND, format!("unexpected script status {status:?}"))
@@ -240,6 +244,7 @@ impl HistoryStore for RedisHistoryStore {
             header: String,
             metadata: String,
             usage: String,
+            parts: String,
         }
         let encoded = request
             .messages
@@ -263,6 +268,7 @@ impl HistoryStore for RedisHistoryStore {
                             format!("{} {} {}", u.input_tokens, u.output_tokens, u.total_tokens)
                         })
                         .unwrap_or_default(),
+                    parts: parts_to_json(&m.parts)?.unwrap_or_default(),
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -284,6 +290,7 @@ impl HistoryStore for RedisHistoryStore {
                 m.content.as_str(),
                 e.metadata.as_str(),
                 e.usage.as_str(),
+                e.parts.as_str(),
             ]);
         }
         let (status, rows) = self.run(&self.scripts.append, now, &args).await?;
@@ -381,21 +388,49 @@ impl HistoryStore for RedisHistoryStore {
             .as_ref()
             .map(metadata_to_json)
             .unwrap_or_default();
-        let reply = self
-            .run(
-                &self.scripts.update_message,
-                self.now(),
-                &[
-                    user.as_str(),
-                    &id.to_string(),
-                    flag(update.content.is_some()),
-                    update.content.as_deref().unwrap_or_default(),
-                    flag(update.metadata.is_some()),
-                    &metadata,
-                ],
-            )
-            .await?;
-        rows::message(&single(reply, Resource::Message)?)
+        let id = id.to_string();
+        let content = update.content.as_deref();
+        // (the parts as read, the parts with the new text): see update_message.lua.
+        let mut parts: Option<(String, String)> = None;
+        for _ in 0..EDIT_ATTEMPTS {
+            let (read, edited) = parts
+                .as_ref()
+                .map_or(("", ""), |(read, edited)| (read.as_str(), edited.as_str()));
+            let reply = self
+                .run(
+                    &self.scripts.update_message,
+                    self.now(),
+                    &[
+                        user.as_str(),
+                        &id,
+                        flag(content.is_some()),
+                        content.unwrap_or_default(),
+                        flag(update.metadata.is_some()),
+                        &metadata,
+                        flag(parts.is_some()),
+                        read,
+                        edited,
+                    ],
+                )
+                .await?;
+            if reply.0 != "parts" {
+                return rows::message(&single(reply, Resource::Message)?);
+            }
+            let stored = single(("ok".into(), reply.1), Resource::Message)?
+                .into_iter()
+                .next()
+                .flatten()
+                .ok_or_else(|| malformed(BACKEND, "a parts reply without parts"))?;
+            let edited = edited_parts(
+                parts_from_json(BACKEND, Some(&stored))?,
+                content.unwrap_or_default(),
+            );
+            let edited = parts_to_json(&edited)?.unwrap_or_default();
+            parts = Some((stored, edited));
+        }
+        Err(StoreError::Conflict {
+            message: "the message's parts kept changing during the edit".into(),
+        })
     }
 
     async fn delete_message(&self, user: &UserId, id: MessageId) -> Result<(), StoreError> {
@@ -425,7 +460,8 @@ impl HistoryStore for RedisHistoryStore {
                 input_tokens: rows::count(&row, 2)?,
                 output_tokens: rows::count(&row, 3)?,
                 total_tokens: rows::count(&row, 4)?,
-                ..Default::default()
+                cache_read_tokens: rows::count(&row, 6)?,
+                cache_write_tokens: rows::count(&row, 7)?,
             },
             calls: rows::count(&row, 5)?,
         })
@@ -440,6 +476,8 @@ impl HistoryStore for RedisHistoryStore {
         let input = to_i64(usage.input_tokens, "input_tokens")?.to_string();
         let output = to_i64(usage.output_tokens, "output_tokens")?.to_string();
         let total = to_i64(usage.total_tokens, "total_tokens")?.to_string();
+        let cache_read = to_i64(usage.cache_read_tokens, "cache_read_tokens")?.to_string();
+        let cache_write = to_i64(usage.cache_write_tokens, "cache_write_tokens")?.to_string();
         let day = at.date_naive();
         let (status, _) = self
             .run(
@@ -452,6 +490,8 @@ impl HistoryStore for RedisHistoryStore {
                     &input,
                     &output,
                     &total,
+                    &cache_read,
+                    &cache_write,
                 ],
             )
             .await?;

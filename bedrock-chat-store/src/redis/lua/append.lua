@@ -1,12 +1,13 @@
 -- Appends messages atomically and idempotently. ARGV[4] user, [5] chat id, [6] '1' to
 -- create the conversation if missing, [7] title, [8] '1' when there is a system prompt,
 -- [9] the prompt, [10] metadata JSON, [11] the member for the user's list, [12] the
--- number of messages; then five values per message: id, header JSON, content, metadata
--- JSON, usage ('' or 'input output total').
+-- number of messages; then six values per message: id, header JSON, content, metadata
+-- JSON, usage ('' or 'input output total'), parts JSON ('' for a plain-text message,
+-- which stores no parts field).
 local user, chat, create = ARGV[4], ARGV[5], ARGV[6] == '1'
 local n = tonumber(ARGV[12])
 local first = 13
-local function arg(i, field) return ARGV[first + i * 5 + field] end
+local function arg(i, field) return ARGV[first + i * 6 + field] end
 
 local found = owner(chat)
 if found and found ~= user then
@@ -51,6 +52,7 @@ for i = 0, n - 1 do
   local id = arg(i, 0)
   redis.call('HSET', msg_key(chat), id, arg(i, 1), id .. ':s', seq, id .. ':c', arg(i, 2),
     id .. ':m', arg(i, 3), id .. ':u', now)
+  if arg(i, 5) ~= '' then redis.call('HSET', msg_key(chat), id .. ':p', arg(i, 5)) end
   redis.call('ZADD', seq_key(chat), seq, id)
   redis.call('SET', index_key(user, id), chat)
   rows[#rows + 1] = message_row(chat, id)

@@ -3,7 +3,8 @@ local user, id = ARGV[4], ARGV[5]
 local chat = locate(user, id)
 if not chat then return { 'not_found', {} } end
 -- `:t` is only written by releases before the usage ledger.
-redis.call('HDEL', msg_key(chat), id, id .. ':s', id .. ':c', id .. ':m', id .. ':u', id .. ':t')
+redis.call('HDEL', msg_key(chat), id, id .. ':s', id .. ':c', id .. ':m', id .. ':u', id .. ':t',
+  id .. ':p')
 redis.call('ZREM', seq_key(chat), id)
 unindex(user, id, chat)
 redis.call('HINCRBY', chat_key(chat), 'count', -1)

@@ -44,10 +44,11 @@ local function conversation_row(chat)
   return { chat, f[1], f[2], f[3], f[4], f[5], f[6], f[7] }
 end
 
--- A message as the store decodes it.
+-- A message as the store decodes it (parts are false, sent as nil, for a plain message).
 local function message_row(chat, id)
-  local f = redis.call('HMGET', msg_key(chat), id, id .. ':s', id .. ':c', id .. ':m', id .. ':u')
-  return { id, chat, f[2], f[1], f[3], f[4], f[5] }
+  local f = redis.call('HMGET', msg_key(chat), id, id .. ':s', id .. ':c', id .. ':m', id .. ':u',
+    id .. ':p')
+  return { id, chat, f[2], f[1], f[3], f[4], f[5], f[6] }
 end
 
 -- The conversation in which `user` stored a message `id`, or false.

@@ -1,5 +1,6 @@
 -- The user's conversation and message counts and the usage ledger's all-time totals.
--- ARGV[4] user. Returns one row: conversations, messages, in, out, total, calls.
+-- ARGV[4] user. Returns one row: conversations, messages, in, out, total, calls, cache
+-- read, cache write (a field never set is nil: 0).
 local user = ARGV[4]
 local key = user_key(user)
 local conversations, messages = 0, 0
@@ -12,5 +13,6 @@ for _, member in ipairs(redis.call('ZRANGE', key, 0, -1)) do
     redis.call('ZREM', key, member)
   end
 end
-local t = redis.call('HMGET', usage_key(user), 'in', 'out', 'total', 'calls')
-return { 'ok', { { tostring(conversations), tostring(messages), t[1], t[2], t[3], t[4] } } }
+local t = redis.call('HMGET', usage_key(user), 'in', 'out', 'total', 'calls', 'cread', 'cwrite')
+return { 'ok', { { tostring(conversations), tostring(messages), t[1], t[2], t[3], t[4], t[5],
+  t[6] } } }
