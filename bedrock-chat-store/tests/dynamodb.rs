@@ -130,6 +130,118 @@ async fn a_long_message_is_one_item_plus_pieces_never_one_growing_item() {
     assert!(recent[0].content == text);
 }
 
+/// The sort keys of a conversation's partition, by kind (`M`, `P`, `Q`, ...), and its
+/// items.
+async fn partition(
+    client: &Client,
+    name: &str,
+    chat: ChatId,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    client
+        .query()
+        .table_name(name)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("CH#{chat}")),
+        )
+        .send()
+        .await
+        .expect("query")
+        .items()
+        .to_vec()
+}
+
+fn count_kind(
+    items: &[std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>],
+    kind: &str,
+) -> usize {
+    items
+        .iter()
+        .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()))
+        .filter(|sk| sk.split('#').next() == Some(kind))
+        .count()
+}
+
+#[tokio::test]
+async fn large_parts_go_in_pieces_and_plain_messages_store_no_parts_or_cache_attributes() {
+    use bedrock_chat_core::parts::{ImageFormat, Part};
+    let (client, name) = table().await;
+    let store = DynamoDbHistoryStore::new(client.clone(), DynamoDbConfig::new(name.clone()));
+    let user = random_user();
+    let chat = store
+        .create_conversation(&user, NewConversation::new("attachments"))
+        .await
+        .expect("create");
+    // 600 KB of bytes is 800 KB of base64: more than one item holds.
+    let image: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    let big = NewMessage::user("").with_parts(vec![
+        Part::text("look"),
+        Part::image(ImageFormat::Png, image),
+    ]);
+    let small = NewMessage::user("").with_parts(vec![
+        Part::image(ImageFormat::Gif, vec![1, 2]),
+        Part::text("tiny"),
+    ]);
+    let plain = NewMessage::assistant("plain").with_usage(Usage::new(3, 4));
+    store
+        .append(
+            &user,
+            AppendRequest::existing(chat.id, vec![big.clone(), small.clone(), plain.clone()]),
+        )
+        .await
+        .expect("append");
+    let items = partition(&client, &name, chat.id).await;
+    assert_eq!(count_kind(&items, "M"), 3);
+    assert_eq!(
+        count_kind(&items, "Q"),
+        3,
+        "800 KB of parts in three pieces"
+    );
+    let message = |id: bedrock_chat_core::MessageId| {
+        items
+            .iter()
+            .find(|i| i.get("id").and_then(|v| v.as_s().ok()) == Some(&id.to_string()))
+            .expect("the message item")
+            .clone()
+    };
+    assert!(!message(big.id).contains_key("parts"));
+    assert!(
+        message(small.id).contains_key("parts"),
+        "small parts stay in the item"
+    );
+    let plain_item = message(plain.id);
+    for absent in ["parts", "parts_pieces", "cache_read", "cache_write"] {
+        assert!(
+            !plain_item.contains_key(absent),
+            "a plain message has no {absent}"
+        );
+    }
+
+    let all = store
+        .list_messages(&user, chat.id, ListOptions::first(10))
+        .await
+        .expect("list")
+        .items;
+    assert!(all[0].parts == big.parts);
+    assert_eq!(all[1].parts, small.parts);
+    assert!(all[2].parts.is_empty());
+
+    // An edit keeps the attachment; deleting the message removes its pieces.
+    let edited = store
+        .update_message(&user, big.id, MessageUpdate::new().with_content("edited"))
+        .await
+        .expect("edit");
+    assert_eq!(edited.content, "edited");
+    assert_eq!(edited.parts.len(), 2);
+    assert!(edited.parts[1] == big.parts[1]);
+    assert_eq!(store.get_message(&user, big.id).await.expect("get"), edited);
+    store.delete_message(&user, big.id).await.expect("delete");
+    let items = partition(&client, &name, chat.id).await;
+    assert_eq!(count_kind(&items, "Q"), 0);
+    assert_eq!(count_kind(&items, "M"), 2);
+}
+
 #[tokio::test]
 async fn with_a_ttl_every_item_written_carries_an_expiry() {
     let (client, name) = table().await;

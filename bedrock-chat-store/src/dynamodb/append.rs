@@ -61,8 +61,9 @@ impl DynamoDbHistoryStore {
                     "is too large for a DynamoDB item",
                 ));
             }
-            items += 1 + items::pieces(&message.content).len();
-            bytes += room + message.content.len();
+            let parts = items::PartsLayout::of(&message.content, &message.parts)?;
+            items += 1 + items::pieces(&message.content).len() + parts.pieces.len();
+            bytes += room + message.content.len() + parts.len();
         }
         if items > MAX_TRANSACT_ITEMS || bytes > MAX_TRANSACT_BYTES {
             return Err(InvalidInput::new(
@@ -114,7 +115,7 @@ impl DynamoDbHistoryStore {
         let mut writes = Vec::new();
         for (i, message) in messages.iter().enumerate() {
             let seq = first + i as u64;
-            let (item, pieces) = items::message_items(user, chat, seq, message, now);
+            let (item, pieces) = items::message_items(user, chat, seq, message, now)?;
             writes.push(self.put(item, Some(NOT_EXISTS), now)?);
             for piece in pieces {
                 writes.push(self.put(piece, Some(NOT_EXISTS), now)?);
@@ -141,12 +142,13 @@ impl DynamoDbHistoryStore {
             .enumerate()
             .map(|(i, m)| {
                 let seq = first + i as u64;
-                let (item, _) = items::message_items(user, chat, seq, m, now);
+                let (item, _) = items::message_items(user, chat, seq, m, now)?;
                 let rest: Vec<String> = items::pieces(&m.content)[1..]
                     .iter()
                     .map(|p| (*p).to_owned())
                     .collect();
-                items::message_from(&item, &rest)
+                let parts = items::PartsLayout::of(&m.content, &m.parts)?;
+                items::message_from(&item, &rest, &parts.pieces)
             })
             .collect()
     }

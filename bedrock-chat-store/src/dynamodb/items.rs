@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use bedrock_chat_core::parts::Part;
+use bedrock_chat_core::InvalidInput;
 use bedrock_chat_core::{
     ChatId, Conversation, Message, MessageId, NewConversation, NewMessage, Role, StoreError,
     Timestamp, Usage, UserId,
@@ -10,7 +12,9 @@ use bedrock_chat_core::{
 use chrono::{Datelike, NaiveDate};
 
 use super::BACKEND;
-use crate::codec::{from_micros, malformed, metadata_from_json, metadata_to_json};
+use crate::codec::{
+    from_micros, malformed, metadata_from_json, metadata_to_json, parts_from_json, parts_to_json,
+};
 
 /// An item: attribute name to value.
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -71,6 +75,87 @@ pub(super) fn piece_sk(seq: u64, piece: usize) -> String {
 
 pub(super) fn piece_key(chat: ChatId, seq: u64, piece: usize) -> Item {
     key(format!("CH#{chat}"), piece_sk(seq, piece))
+}
+
+/// A piece of a message's parts JSON that did not fit in its item.
+pub(super) fn parts_piece_sk(seq: u64, piece: usize) -> String {
+    format!("Q#{seq:020}#{piece:04}")
+}
+
+pub(super) fn parts_piece_key(chat: ChatId, seq: u64, piece: usize) -> Item {
+    key(format!("CH#{chat}"), parts_piece_sk(seq, piece))
+}
+
+/// Where a message's parts JSON goes: in its item (`parts`) when it fits beside the first
+/// piece of text, else all of it in pieces of their own (`parts_pieces` says how many).
+/// A plain-text message has neither.
+pub(super) struct PartsLayout {
+    pub(super) inline: Option<String>,
+    pub(super) pieces: Vec<String>,
+}
+
+impl PartsLayout {
+    /// The layout of `parts` beside the text `content`.
+    pub(super) fn of(content: &str, parts: &[Part]) -> Result<Self, InvalidInput> {
+        let Some(json) = parts_to_json(parts)? else {
+            return Ok(Self {
+                inline: None,
+                pieces: Vec::new(),
+            });
+        };
+        let first_text = pieces(content)[0].len();
+        if first_text + json.len() <= PIECE_BYTES {
+            return Ok(Self {
+                inline: Some(json),
+                pieces: Vec::new(),
+            });
+        }
+        let pieces = pieces(&json).into_iter().map(str::to_owned).collect();
+        Ok(Self {
+            inline: None,
+            pieces,
+        })
+    }
+
+    /// How many bytes of parts it holds.
+    pub(super) fn len(&self) -> usize {
+        self.inline.as_ref().map_or(0, String::len)
+            + self.pieces.iter().map(String::len).sum::<usize>()
+    }
+
+    /// Sets the message item's parts attributes (removing any it had).
+    pub(super) fn apply(&self, item: &mut Item) {
+        item.remove("parts");
+        item.remove("parts_pieces");
+        if let Some(inline) = &self.inline {
+            item.insert("parts".to_owned(), s(inline.clone()));
+        }
+        if !self.pieces.is_empty() {
+            item.insert("parts_pieces".to_owned(), n(self.pieces.len()));
+        }
+    }
+
+    /// The items of its pieces.
+    pub(super) fn piece_items(&self, chat: ChatId, seq: u64) -> Vec<Item> {
+        self.pieces
+            .iter()
+            .enumerate()
+            .map(|(i, data)| {
+                let mut item = parts_piece_key(chat, seq, i + 1);
+                item.insert("data".to_owned(), s(data.clone()));
+                item
+            })
+            .collect()
+    }
+}
+
+/// How many pieces a message item's parts are in (0: in the item, or no parts).
+pub(super) fn parts_piece_count(item: &Item) -> Result<usize, StoreError> {
+    if item.contains_key("parts_pieces") {
+        get_n(item, "parts_pieces")
+    } else {
+        Ok(0)
+    }
 }
 
 /// Where the user's message id points: its conversation and sequence number. Keyed by
@@ -158,8 +243,19 @@ pub(super) fn get_usage(item: &Item) -> Result<Option<Usage>, StoreError> {
         input_tokens: get_n(item, "in")?,
         output_tokens: get_n(item, "out")?,
         total_tokens: get_n(item, "total")?,
-        ..Default::default()
+        // Absent when 0, and on items from before they were kept.
+        cache_read_tokens: opt_n(item, "cache_read")?,
+        cache_write_tokens: opt_n(item, "cache_write")?,
     }))
+}
+
+/// A number that is 0 when absent.
+fn opt_n(item: &Item, name: &str) -> Result<u64, StoreError> {
+    if item.contains_key(name) {
+        get_n(item, name)
+    } else {
+        Ok(0)
+    }
 }
 
 /// A ledger count: sums of `u64`s may pass `u64::MAX` in DynamoDB's 38 digits; they
@@ -223,14 +319,16 @@ pub(super) fn conversation_from(item: &Item) -> Result<Conversation, StoreError>
     })
 }
 
-/// A message's item (holding the first piece of its text) and its further pieces.
+/// A message's item (holding the first piece of its text, and its parts when they fit)
+/// and its further pieces of text and of parts.
 pub(super) fn message_items(
     user: &UserId,
     chat: ChatId,
     seq: u64,
     message: &NewMessage,
     now: Timestamp,
-) -> (Item, Vec<Item>) {
+) -> Result<(Item, Vec<Item>), StoreError> {
+    let layout = PartsLayout::of(&message.content, &message.parts)?;
     let parts = pieces(&message.content);
     let mut item = message_key(chat, seq);
     item.extend([
@@ -255,9 +353,17 @@ pub(super) fn message_items(
         item.insert("in".to_owned(), n(usage.input_tokens));
         item.insert("out".to_owned(), n(usage.output_tokens));
         item.insert("total".to_owned(), n(usage.total_tokens));
+        if usage.cache_read_tokens != 0 {
+            item.insert("cache_read".to_owned(), n(usage.cache_read_tokens));
+        }
+        if usage.cache_write_tokens != 0 {
+            item.insert("cache_write".to_owned(), n(usage.cache_write_tokens));
+        }
     }
-    let extra = piece_items(chat, seq, &parts[1..]);
-    (item, extra)
+    layout.apply(&mut item);
+    let mut extra = piece_items(chat, seq, &parts[1..]);
+    extra.extend(layout.piece_items(chat, seq));
+    Ok((item, extra))
 }
 
 /// Items for the pieces of a message's text after the first.
@@ -305,20 +411,30 @@ pub(super) fn piece_count(item: &Item) -> Result<usize, StoreError> {
     get_n(item, "pieces")
 }
 
-/// A message from its item and the text of its further pieces, in order.
-pub(super) fn message_from(item: &Item, rest: &[String]) -> Result<Message, StoreError> {
+/// A message from its item, the text of its further pieces, and the pieces of its parts,
+/// in order.
+pub(super) fn message_from(
+    item: &Item,
+    rest: &[String],
+    parts_pieces: &[String],
+) -> Result<Message, StoreError> {
     let role = get_s(item, "role")?;
     let mut content = get_s(item, "content")?.to_owned();
     for piece in rest {
         content.push_str(piece);
     }
+    let parts = match (opt_s(item, "parts"), parts_pieces) {
+        (Some(inline), _) => parts_from_json(BACKEND, Some(&inline))?,
+        (None, []) => Vec::new(),
+        (None, pieces) => parts_from_json(BACKEND, Some(&pieces.concat()))?,
+    };
     Ok(Message {
         id: parse(get_s(item, "id")?, "message id")?,
         chat_id: parse(get_s(item, "chat")?, "chat id")?,
         seq: get_n(item, "seq")?,
         role: Role::parse(role).ok_or_else(|| malformed(BACKEND, format!("role {role:?}")))?,
         content,
-        parts: Vec::new(),
+        parts,
         reply_to: opt_s(item, "reply_to")
             .map(|r| parse(&r, "reply_to"))
             .transpose()?,

@@ -11,7 +11,7 @@ use bedrock_chat_core::{
 use super::items::{self, n, s, Item, Location};
 use super::table::{Outcome, EXISTS};
 use super::{DynamoDbHistoryStore, BACKEND};
-use crate::codec::{malformed, metadata_to_json};
+use crate::codec::{edited_parts, malformed, metadata_to_json};
 
 /// Room in a message item beside the first piece of text (DynamoDB items hold 400 KB).
 pub(super) const ITEM_ROOM: usize = 90_000;
@@ -53,6 +53,9 @@ impl DynamoDbHistoryStore {
             for piece in 1..=items::piece_count(item)? {
                 piece_keys.push(items::piece_key(chat, seq, piece));
             }
+            for piece in 1..=items::parts_piece_count(item)? {
+                piece_keys.push(items::parts_piece_key(chat, seq, piece));
+            }
         }
         let mut pieces: HashMap<String, String> = HashMap::new();
         for item in self.batch_get(piece_keys).await? {
@@ -65,15 +68,18 @@ impl DynamoDbHistoryStore {
             .iter()
             .map(|item| {
                 let seq: u64 = items::get_n(item, "seq")?;
+                let mut take = |sk: String| {
+                    pieces
+                        .remove(&sk)
+                        .ok_or_else(|| malformed(BACKEND, format!("piece {sk} is missing")))
+                };
                 let rest = (1..=items::piece_count(item)?)
-                    .map(|piece| {
-                        let sk = items::piece_sk(seq, piece);
-                        pieces
-                            .remove(&sk)
-                            .ok_or_else(|| malformed(BACKEND, format!("piece {sk} is missing")))
-                    })
+                    .map(|piece| take(items::piece_sk(seq, piece)))
                     .collect::<Result<Vec<_>, _>>()?;
-                items::message_from(item, &rest)
+                let parts = (1..=items::parts_piece_count(item)?)
+                    .map(|piece| take(items::parts_piece_sk(seq, piece)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                items::message_from(item, &rest, &parts)
             })
             .collect()
     }
@@ -183,6 +189,7 @@ impl DynamoDbHistoryStore {
             .await?
             .ok_or_else(message_not_found)?;
         let old_pieces = items::piece_count(&old)?;
+        let old_parts_pieces = items::parts_piece_count(&old)?;
         let now = self.clock.now();
         let mut item = old.clone();
         item.insert("updated".to_owned(), n(now.timestamp_micros()));
@@ -213,6 +220,29 @@ impl DynamoDbHistoryStore {
             for stale in pieces.len()..=old_pieces {
                 writes.push(self.delete(items::piece_key(chat, seq, stale), None)?);
             }
+            // New text on a message with parts replaces its text parts too; the parts may
+            // now go in the item or in pieces, whichever fits beside the new text.
+            if old.contains_key("parts") || old_parts_pieces > 0 {
+                let stored = self.message_at(chat, seq).await?;
+                let parts = edited_parts(stored.parts, content);
+                let layout = items::PartsLayout::of(content, &parts)?;
+                if pieces.len() + layout.pieces.len() + old_parts_pieces + 2 > MAX_TRANSACT_ITEMS
+                    || content.len() + layout.len() > MAX_TRANSACT_BYTES
+                {
+                    return Err(InvalidInput::new(
+                        "content",
+                        "is too large for one DynamoDB transaction",
+                    )
+                    .into());
+                }
+                layout.apply(&mut item);
+                for piece in layout.piece_items(chat, seq) {
+                    writes.push(self.put(piece, None, now)?);
+                }
+                for stale in layout.pieces.len() + 1..=old_parts_pieces {
+                    writes.push(self.delete(items::parts_piece_key(chat, seq, stale), None)?);
+                }
+            }
         }
         writes.push(self.put(item, Some(EXISTS), now)?);
         writes.push(self.touch_conversation(user, chat, now, 0)?);
@@ -240,6 +270,9 @@ impl DynamoDbHistoryStore {
         ];
         for piece in 1..=items::piece_count(&item)? {
             writes.push(self.delete(items::piece_key(chat, seq, piece), None)?);
+        }
+        for piece in 1..=items::parts_piece_count(&item)? {
+            writes.push(self.delete(items::parts_piece_key(chat, seq, piece), None)?);
         }
         writes.push(self.touch_conversation(user, chat, now, -1)?);
         match self.transact(writes).await? {

@@ -5,10 +5,11 @@
 //! |---|---|---|---|
 //! | conversation | `U#{user}` | `C#{chat_id}` | title, prompt, metadata, `count`, `last_seq`, times, `updated_key` |
 //! | chat id owner | `CH#{chat_id}` | `#OWNER` | the owning user: chat ids are unique across users |
-//! | message | `CH#{chat_id}` | `M#{seq:020}` | one message; its text, or the first piece of it |
+//! | message | `CH#{chat_id}` | `M#{seq:020}` | one message; its text, or the first piece of it; its parts as JSON (`parts`) when they fit beside it, else how many pieces they are in (`parts_pieces`); neither for a plain-text message |
 //! | text piece | `CH#{chat_id}` | `P#{seq:020}#{n:04}` | more of a long message's text |
+//! | parts piece | `CH#{chat_id}` | `Q#{seq:020}#{n:04}` | a piece of the parts JSON of a message whose parts did not fit in its item |
 //! | message id | `MI#{user}#{message_id}` | `#` | where the user's message is: chat, seq |
-//! | usage per day | `U#{user}` | `UD#{day}` | tokens and calls recorded on one UTC day |
+//! | usage per day | `U#{user}` | `UD#{day}` | tokens (prompt-cache `cache_read` / `cache_write` only once used) and calls recorded on one UTC day |
 //! | usage in total | `U#{user}` | `UT` | tokens and calls recorded, all time |
 //!
 //! One item per message, never one growing item per conversation (the 400 KB item limit

@@ -8,13 +8,21 @@ use super::items::{self, n, s, Item};
 use super::table::{Outcome, UpdateExpression};
 use super::{DynamoDbHistoryStore, BACKEND};
 
-/// Tokens and calls added to a ledger item.
+/// Tokens and calls added to a ledger item; the prompt-cache counts only when used, so
+/// a ledger without caching stays as it was (absent reads as 0).
 fn ledger_adds(usage: Usage) -> UpdateExpression {
-    UpdateExpression::default()
+    let mut adds = UpdateExpression::default()
         .add("in", n(usage.input_tokens))
         .add("out", n(usage.output_tokens))
         .add("total", n(usage.total_tokens))
-        .add("calls", n(1))
+        .add("calls", n(1));
+    if usage.cache_read_tokens != 0 {
+        adds = adds.add("cache_read", n(usage.cache_read_tokens));
+    }
+    if usage.cache_write_tokens != 0 {
+        adds = adds.add("cache_write", n(usage.cache_write_tokens));
+    }
+    adds
 }
 
 fn ledger_usage(item: &Item) -> Result<(Usage, u64), StoreError> {
@@ -22,7 +30,8 @@ fn ledger_usage(item: &Item) -> Result<(Usage, u64), StoreError> {
         input_tokens: items::get_sum(item, "in")?,
         output_tokens: items::get_sum(item, "out")?,
         total_tokens: items::get_sum(item, "total")?,
-        ..Default::default()
+        cache_read_tokens: items::get_sum(item, "cache_read")?,
+        cache_write_tokens: items::get_sum(item, "cache_write")?,
     };
     Ok((usage, items::get_sum(item, "calls")?))
 }
