@@ -14,6 +14,7 @@ mod conversations;
 mod cursors;
 mod isolation;
 mod messages;
+mod parts;
 mod usage;
 
 pub use appends::*;
@@ -22,6 +23,7 @@ pub use conversations::*;
 pub use cursors::*;
 pub use isolation::*;
 pub use messages::*;
+pub use parts::*;
 pub use usage::*;
 
 /// What a backend can hold, so that a case checks the right behaviour for it instead of
@@ -88,9 +90,13 @@ macro_rules! history_store_conformance {
             two_users_can_use_the_same_message_id_independently,
             large_mixed_unicode_round_trips_byte_for_byte,
             nul_characters_round_trip_or_are_refused,
+            parts_round_trip_exactly_through_every_read,
+            edit_of_a_message_with_parts_keeps_attachments_and_replaces_text,
+            plain_messages_read_back_without_parts,
             recorded_usage_survives_deleting_the_history,
             daily_usage_buckets_by_utc_day,
             usage_of_another_user_is_separate,
+            cache_token_figures_round_trip_on_replies_and_in_the_ledger,
             bad_limits_and_cursors_are_refused,
             a_cursor_of_the_wrong_kind_is_refused,
         );

@@ -232,3 +232,88 @@ pub async fn usage_of_another_user_is_separate(make: &impl MakeStore) {
         .expect("daily usage")
         .is_empty());
 }
+
+/// Prompt-cache read and write tokens are kept on a stored reply, and the ledger sums
+/// them per day and in the totals like the other counts.
+pub async fn cache_token_figures_round_trip_on_replies_and_in_the_ledger(make: &impl MakeStore) {
+    let t = make.make().await;
+    let user = random_user();
+    let chat = conversation(&*t.store, &user).await;
+    let with_cache = Usage::new(100, 20).with_cache(4000, 0);
+    let writes_cache = Usage::new(5, 6).with_cache(0, 900);
+    let stored = append(&*t.store, &user, chat.id, exchange("q", "a", with_cache)).await;
+    assert_eq!(stored[1].usage, Some(with_cache));
+    let read = t
+        .store
+        .get_message(&user, stored[1].id)
+        .await
+        .expect("get the reply");
+    assert_eq!(read.usage, Some(with_cache));
+    let second = append(
+        &*t.store,
+        &user,
+        chat.id,
+        exchange("q2", "a2", writes_cache),
+    )
+    .await;
+    let recent = t
+        .store
+        .recent_messages(&user, chat.id, 4)
+        .await
+        .expect("recent");
+    assert_eq!(recent[1].usage, Some(with_cache));
+    assert_eq!(recent[3].usage, Some(writes_cache));
+    assert_eq!(second[1].usage, Some(writes_cache));
+
+    let monday = at(2025, 9, 1, 10, 0, 0);
+    let tuesday = at(2025, 9, 2, 23, 59, 59);
+    for (when, usage) in [
+        (monday, with_cache),
+        (monday, writes_cache),
+        (tuesday, Usage::new(1, 1).with_cache(7, 3)),
+        (tuesday, Usage::new(2, 2)),
+    ] {
+        t.store
+            .record_usage(&user, when, usage)
+            .await
+            .expect("record");
+    }
+    let days = t
+        .store
+        .daily_usage(&user, day(2025, 9, 1), day(2025, 9, 30))
+        .await
+        .expect("daily usage");
+    let monday_sum = with_cache.saturating_add(writes_cache);
+    let tuesday_sum = Usage::new(1, 1)
+        .with_cache(7, 3)
+        .saturating_add(Usage::new(2, 2));
+    assert_eq!(
+        (monday_sum.cache_read_tokens, monday_sum.cache_write_tokens),
+        (4000, 900)
+    );
+    assert_eq!(
+        days,
+        [
+            DailyUsage {
+                day: day(2025, 9, 1),
+                usage: monday_sum,
+                calls: 2
+            },
+            DailyUsage {
+                day: day(2025, 9, 2),
+                usage: tuesday_sum,
+                calls: 2
+            },
+        ]
+    );
+    let totals = t.store.usage(&user).await.expect("usage");
+    assert_eq!(totals.usage, monday_sum.saturating_add(tuesday_sum));
+    assert_eq!(
+        (
+            totals.usage.cache_read_tokens,
+            totals.usage.cache_write_tokens
+        ),
+        (4007, 903)
+    );
+    assert_eq!(totals.calls, 4);
+}
