@@ -52,7 +52,7 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
                 }
                 ask.input_chars += t.chars().count();
             }
-            prefix.add(block);
+            prefix.add(block, &ask);
         }
     }
     let mut attachments = Vec::new();
@@ -78,7 +78,7 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
             );
         }
         previous_role = Some(role);
-        prefix.add(&json!({ "role": role }));
+        prefix.add(&json!({ "role": role }), &ask);
         let blocks = message
             .get("content")
             .and_then(Value::as_array)
@@ -92,29 +92,30 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
         let mut text = String::new();
         for (j, block) in blocks.iter().enumerate() {
             if block.get("cachePoint").is_some() {
-                ask.input_chars += text.chars().count();
                 ask.cache_points.push(prefix.cache_point(&ask));
-                ask.input_chars -= text.chars().count();
                 continue;
             }
-            prefix.add(block);
             if let Some(part) = attachment(block, i, j)? {
                 ask.attachment_tokens += part_tokens(&CharRatioEstimator::default(), &part);
                 attachments.push((i, j, part));
-                continue;
-            }
-            match block.get("text").and_then(Value::as_str) {
-                Some(t) if t.trim().is_empty() => {
-                    return Err(format!(
-                        "The text field in the ContentBlock object at messages.{i}.content.{j} \
-                         is blank. Add text to the text field, and try again."
-                    ))
+            } else {
+                match block.get("text").and_then(Value::as_str) {
+                    Some(t) if t.trim().is_empty() => {
+                        return Err(format!(
+                            "The text field in the ContentBlock object at \
+                             messages.{i}.content.{j} is blank. Add text to the text field, \
+                             and try again."
+                        ))
+                    }
+                    Some(t) => {
+                        text.push_str(t);
+                        ask.input_chars += t.chars().count();
+                    }
+                    None => ask.input_chars += block.to_string().chars().count(),
                 }
-                Some(t) => text.push_str(t),
-                None => ask.input_chars += block.to_string().chars().count(),
             }
+            prefix.add(block, &ask);
         }
-        ask.input_chars += text.chars().count();
         if role == "user" {
             ask.last_user_text = text;
         }
@@ -140,23 +141,44 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
     Ok(ask)
 }
 
-/// The prompt so far, hashed block by block, for the keys of cache points.
+/// The prompt so far, hashed block by block: the keys of cache points and of the block
+/// boundaries before them.
 #[derive(Default)]
-struct Prefix(Sha256);
+struct Prefix {
+    hasher: Sha256,
+    /// The key and the tokens of the prompt up to each block so far.
+    boundaries: Vec<(String, u64)>,
+}
 
 impl Prefix {
-    fn add(&mut self, block: &Value) {
-        self.0.update(block.to_string().as_bytes());
-        self.0.update(b"\n");
+    /// How many block boundaries before a cache point are checked for a hit (Anthropic's
+    /// documented lookback is about 20 blocks).
+    const LOOKBACK: usize = 20;
+
+    fn add(&mut self, block: &Value, ask: &Ask) {
+        self.hasher.update(block.to_string().as_bytes());
+        self.hasher.update(b"\n");
+        let key = hex(&self.hasher.clone().finalize());
+        self.boundaries.push((key, ask.input_tokens()));
     }
 
     fn cache_point(&self, ask: &Ask) -> CachePoint {
-        let digest = self.0.clone().finalize();
         CachePoint {
-            key: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            key: hex(&self.hasher.clone().finalize()),
             tokens: ask.input_tokens(),
+            lookback: self
+                .boundaries
+                .iter()
+                .rev()
+                .take(Self::LOOKBACK)
+                .cloned()
+                .collect(),
         }
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An `image` or `document` block as a part, its bytes decoded; `None` for other blocks.

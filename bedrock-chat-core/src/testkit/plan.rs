@@ -35,6 +35,9 @@ pub(crate) struct CachePoint {
     pub(crate) key: String,
     /// The prefix's input tokens.
     pub(crate) tokens: u64,
+    /// The keys and tokens of the block boundaries just before it, newest first: a prefix
+    /// cached there by an earlier request is a hit too, as Bedrock checks them.
+    pub(crate) lookback: Vec<(String, u64)>,
 }
 
 /// The fake's prompt cache: the prefixes it has seen, per model, as Bedrock keeps them
@@ -66,10 +69,14 @@ impl PromptCache {
         let Some(last) = eligible.last() else {
             return usage;
         };
+        let seen = |key: &String| self.seen.contains(&(model_id.to_owned(), key.clone()));
         let read = eligible
             .iter()
-            .filter(|p| self.seen.contains(&(model_id.to_owned(), p.key.clone())))
-            .map(|p| p.tokens)
+            .flat_map(|p| {
+                std::iter::once((&p.key, p.tokens)).chain(p.lookback.iter().map(|(k, t)| (k, *t)))
+            })
+            .filter(|(key, tokens)| *tokens >= self.min_tokens && seen(key))
+            .map(|(_, tokens)| tokens)
             .max()
             .unwrap_or(0);
         let write = last.tokens.saturating_sub(read);
