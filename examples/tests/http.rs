@@ -957,6 +957,9 @@ async fn the_chat_page_is_served_with_a_strict_csp_and_revalidated_by_etag() {
         "{csp}"
     );
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    // Images: the server's, and the object URLs of attachments the page holds; nothing else.
+    assert!(csp.contains("img-src 'self' blob: data:;"), "{csp}");
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
     let html = page.text().await.unwrap();
     assert!(html.contains(r#"<script type="module" src="/assets/app.js"></script>"#));
     assert!(!html.contains("<script>"), "no inline script");
@@ -964,6 +967,7 @@ async fn the_chat_page_is_served_with_a_strict_csp_and_revalidated_by_etag() {
     // Every file the page loads is there, with its type; a match is a 304 with no body.
     for (path, content_type) in [
         ("/assets/app.js", "text/javascript; charset=utf-8"),
+        ("/assets/attachments.js", "text/javascript; charset=utf-8"),
         ("/assets/markdown.js", "text/javascript; charset=utf-8"),
         ("/assets/sse.js", "text/javascript; charset=utf-8"),
         (

@@ -5,9 +5,10 @@
 //! Every file is served with an `ETag` and `Cache-Control: no-cache` (browsers keep it and
 //! revalidate, a match is a body-less 304), and with a Content-Security-Policy that allows
 //! scripts, styles and connections from this origin only: no inline script, no `eval`,
-//! no inline style attributes, no plugin, no framing. Markdown from a model or a user is
-//! rendered by the page with raw HTML escaped and then sanitised; the policy is the second
-//! wall.
+//! no inline style attributes, no plugin, no framing. Images may also be `blob:` URLs: the
+//! page shows attachments it is about to send, and those it fetched with an access token,
+//! as object URLs of their bytes. Markdown from a model or a user is rendered by the page
+//! with raw HTML escaped and then sanitised; the policy is the second wall.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hasher};
@@ -21,7 +22,7 @@ use super::error::ApiError;
 
 /// The policy on every page file.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; connect-src 'self'; manifest-src 'self'; \
+     style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; manifest-src 'self'; \
      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// One embedded file.
@@ -48,6 +49,7 @@ static ASSETS: LazyLock<HashMap<&'static str, Asset>> = LazyLock::new(|| {
         asset!("index.html", "text/html; charset=utf-8"),
         asset!("app.css", "text/css; charset=utf-8"),
         asset!("app.js", JS),
+        asset!("attachments.js", JS),
         asset!("markdown.js", JS),
         asset!("sse.js", JS),
         asset!("icon.svg", "image/svg+xml"),
@@ -138,11 +140,11 @@ mod tests {
     #[test]
     fn every_listed_file_is_embedded_and_has_a_distinct_etag() {
         let mut etags: Vec<_> = ASSETS.values().map(|a| a.etag.clone()).collect();
-        assert_eq!(etags.len(), 8);
+        assert_eq!(etags.len(), 9);
         assert!(ASSETS.values().all(|a| !a.bytes.is_empty()));
         etags.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         etags.dedup();
-        assert_eq!(etags.len(), 8, "two files share an ETag");
+        assert_eq!(etags.len(), 9, "two files share an ETag");
     }
 
     #[test]

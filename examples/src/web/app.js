@@ -1,6 +1,7 @@
-// The chat page: conversation list, messages, streamed answers, personas, usage. It talks
-// to the server's own API (`/api/v1/...`) with the browser's identity cookie, or with the
-// access token the person saved in this tab (API keys, JWT).
+// The chat page: conversation list, messages, streamed answers, attachments, personas,
+// usage. It talks to the server's own API (`/api/v1/...`) with the browser's identity
+// cookie, or with the access token the person saved in this tab (API keys, JWT).
+import { ACCEPT, Tray, attachmentList, describeRefusal, encode, releaseShown } from './attachments.js';
 import { renderMarkdown } from './markdown.js';
 import { readEvents } from './sse.js';
 
@@ -19,6 +20,7 @@ const state = {
   stream: null, // the AbortController of the answer being streamed
   chatTokens: 0,
   openSeq: 0, // bumps on every open, so a slow load does not land in another chat
+  tray: null, // the attachments waiting in the composer
 };
 
 // --- talking to the server ------------------------------------------------------------
@@ -45,6 +47,7 @@ function describe(status, body, retryAfter) {
   if (body?.error === 'Model error') return `The model failed to answer${detail}.`;
   if (status === 503) return `The service is unavailable right now${detail}.${wait}`;
   if (status === 404) return 'That conversation no longer exists.';
+  if (status === 415) return `That is not a supported file type${detail}.`;
   if (status === 400 || status === 413) return body?.message ?? 'The server did not accept that.';
   return `Something went wrong (HTTP ${status})${detail}.`;
 }
@@ -243,7 +246,8 @@ async function deleteConversation(li) {
 
 // --- messages -----------------------------------------------------------------------------
 
-function messageElement(role, text) {
+/** A message; `attachments` (parts or items just sent) are shown above its text. */
+function messageElement(role, text, attachments = []) {
   const article = document.createElement('article');
   article.className = `message ${role}`;
   const who = document.createElement('h2');
@@ -251,9 +255,23 @@ function messageElement(role, text) {
   who.textContent = role === 'user' ? 'You said:' : 'Answer:';
   const body = document.createElement('div');
   body.className = 'body';
-  article.append(who, body);
+  article.append(who);
+  if (attachments.length) article.append(attachmentList(attachments, { headers: authHeaders, viewer: openImage }));
+  article.append(body);
   setText(article, text);
   return article;
+}
+
+/** The image viewer: an image at full size, with a link that saves it. */
+function openImage(src, alt, fileName) {
+  const image = $('image-full');
+  image.src = src;
+  image.alt = alt;
+  $('image-title').textContent = alt;
+  $('image-save').href = src;
+  $('image-save').download = fileName;
+  $('image-dialog').showModal();
+  $('image-close').focus();
 }
 
 /** Shows `text` in a message: the person's own words as typed, answers as Markdown. */
@@ -274,9 +292,9 @@ function scrollToBottom() {
   box.scrollTop = box.scrollHeight;
 }
 
-function appendMessage(role, text) {
+function appendMessage(role, text, attachments = []) {
   const stick = nearBottom();
-  const article = messageElement(role, text);
+  const article = messageElement(role, text, attachments);
   $('message-list').append(article);
   $('welcome').hidden = true;
   if (stick || role === 'user') scrollToBottom();
@@ -341,6 +359,7 @@ function newChat() {
   state.openSeq += 1;
   setOpen(null, 'New chat');
   $('message-list').replaceChildren();
+  releaseShown();
   $('welcome').hidden = false;
   $('messages-more').hidden = true;
   state.olderCursor = null;
@@ -366,6 +385,7 @@ async function openConversation(chatId) {
     showPersona(conversation);
     state.chatTokens = 0;
     state.olderCursor = page.next_cursor ?? null;
+    releaseShown();
     $('message-list').replaceChildren(...page.items.reverse().map(messageOf));
     $('welcome').hidden = page.items.length > 0;
     $('messages-more').hidden = !state.olderCursor;
@@ -384,7 +404,8 @@ async function openConversation(chatId) {
 
 function messageOf(message) {
   if (message.usage) state.chatTokens += message.usage.total_tokens;
-  return messageElement(message.role === 'user' ? 'user' : 'assistant', message.content);
+  const attachments = (message.parts ?? []).filter((part) => part.type === 'image' || part.type === 'document');
+  return messageElement(message.role === 'user' ? 'user' : 'assistant', message.content, attachments);
 }
 
 /** Scrolling up to the top loads the page of messages before the first one shown. */
@@ -448,25 +469,29 @@ function markStopped(reply) {
 }
 
 /**
- * Sends `text` and streams the answer into the page. A retry passes the same message id
- * (and conversation), so the server never stores the question twice.
+ * Sends `text` with the attachment `items` and streams the answer into the page. A retry
+ * passes the same message id, conversation and attachments, so the server never stores the
+ * question twice. The items stay in the composer until the server has taken them.
  */
-async function send(text, retry = null) {
+async function send(text, items = [], retry = null) {
   if (state.stream) return;
   clearNotice();
   const messageUid = retry?.messageUid ?? uuid4();
   const chatId = retry ? retry.chatId : state.chatId;
   const seq = state.openSeq;
-  if (!retry) appendMessage('user', text);
+  if (!retry) appendMessage('user', text, items);
   const reply = retry?.reply ?? appendMessage('assistant', '');
   reply.classList.add('pending');
   setText(reply, '');
   const controller = new AbortController();
   state.stream = controller;
   setStreaming(true);
+  state.tray.setBusy(items.length > 0);
 
+  let attachments = retry?.attachments ?? null;
   let answer = '';
   let started = chatId;
+  let accepted = false;
   let frame = 0;
   const render = () => {
     frame = 0;
@@ -475,14 +500,23 @@ async function send(text, retry = null) {
     if (stick) scrollToBottom();
   };
   try {
+    if (!attachments && items.length) {
+      try {
+        attachments = await encode(items);
+      } catch {
+        throw new Error('An attachment could not be read (was the file moved or changed?): remove it and attach it again.');
+      }
+    }
     const body = { message: text, message_uid: messageUid };
     if (chatId) body.chat_id = chatId;
+    if (attachments?.length) body.attachments = attachments;
     const response = await call('POST', '/api/v1/chats/stream', body, controller.signal);
     let done = null;
     await readEvents(response, (event, data) => {
       const payload = JSON.parse(data);
       if (event === 'start') {
         started = payload.chat_id;
+        accepted = true;
         if (seq === state.openSeq && state.chatId !== started) setOpen(started, 'New chat');
       } else if (event === 'delta') {
         answer += payload.text;
@@ -500,12 +534,15 @@ async function send(text, retry = null) {
     render();
     reply.classList.remove('pending');
     addTokens(done.usage);
+    state.tray.discard(items);
   } catch (e) {
     if (frame) cancelAnimationFrame(frame);
     render();
     reply.classList.remove('pending');
     if (e.name === 'AbortError') {
       markStopped(reply);
+      // Stopped after the server took the question: it is stored, attachments and all.
+      if (accepted) state.tray.discard(items);
       // The server stores the rest of the answer (and, for a new conversation, the
       // conversation) when the model finishes: list it once it is there.
       if (started) refreshConversation(started, [1000, 3000, 7000, 15000, 30000]);
@@ -517,13 +554,15 @@ async function send(text, retry = null) {
         if (seq === state.openSeq) setOpen(null, 'New chat');
         started = null;
       }
-      const again = () => send(text, { messageUid, chatId, reply });
-      markFailed(reply, e.message, again);
+      const again = () => send(text, items, { messageUid, chatId, reply, attachments });
+      const refusal = items.length && e instanceof RequestError ? describeRefusal(e, items.map((item) => item.name)) : null;
+      markFailed(reply, refusal ?? e.message, again);
       if (e.status === 401) openSettings();
     }
   } finally {
     state.stream = null;
     setStreaming(false);
+    state.tray.setBusy(false);
     if (started) refreshConversation(started);
     showUserUsage();
   }
@@ -618,13 +657,90 @@ function autosize() {
 
 function submit() {
   const text = $('input').value;
-  if (!text.trim() || state.stream) return;
+  if (state.stream) return;
+  const items = [...state.tray.items];
+  if (!text.trim()) {
+    if (items.length) showNotice('Write a message to send with the attachments.');
+    return;
+  }
   $('input').value = '';
   autosize();
-  send(text);
+  send(text, items);
+}
+
+/** Queues files picked, dropped or pasted; says what was not taken and why. */
+function addFiles(files) {
+  const problems = state.tray.add([...files]);
+  if (problems.length) showNotice(problems.join(' '));
+  else clearNotice();
+}
+
+const carriesFiles = (event) => [...(event.dataTransfer?.types ?? [])].includes('Files');
+
+/** Files dropped on the composer or pasted into the message box are attached. */
+function wireAttachments() {
+  state.tray = new Tray($('attachments'));
+  const picker = $('file-input');
+  picker.accept = ACCEPT;
+  $('attach').addEventListener('click', () => picker.click());
+  picker.addEventListener('change', () => {
+    addFiles(picker.files);
+    picker.value = '';
+    $('input').focus();
+  });
+
+  const composer = $('composer');
+  let depth = 0; // dragenter / dragleave also fire for the composer's children
+  composer.addEventListener('dragenter', (event) => {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    depth += 1;
+    composer.classList.add('dropping');
+  });
+  composer.addEventListener('dragleave', () => {
+    depth = Math.max(0, depth - 1);
+    if (!depth) composer.classList.remove('dropping');
+  });
+  composer.addEventListener('dragover', (event) => {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = 'copy';
+  });
+  composer.addEventListener('drop', (event) => {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    depth = 0;
+    composer.classList.remove('dropping');
+    addFiles(event.dataTransfer.files);
+  });
+  // A file dropped beside the composer would replace the page with itself: refuse it.
+  for (const type of ['dragover', 'drop']) {
+    window.addEventListener(type, (event) => {
+      if (!carriesFiles(event) || event.defaultPrevented) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = 'none';
+    });
+  }
+  $('input').addEventListener('paste', (event) => {
+    const files = [...(event.clipboardData?.files ?? [])];
+    if (!files.length) return;
+    addFiles(files);
+    // A copied image may come with its text (a name, an address): paste that as usual.
+    if (!event.clipboardData.getData('text/plain')) event.preventDefault();
+  });
+
+  $('image-close').addEventListener('click', () => $('image-dialog').close());
+  // A click on the backdrop (outside the dialog's box) closes it too.
+  $('image-dialog').addEventListener('click', (event) => {
+    const box = $('image-dialog').getBoundingClientRect();
+    const inside = event.clientX >= box.left && event.clientX <= box.right
+      && event.clientY >= box.top && event.clientY <= box.bottom;
+    if (!inside) $('image-dialog').close();
+  });
 }
 
 function wire() {
+  wireAttachments();
   $('composer').addEventListener('submit', (event) => {
     event.preventDefault();
     submit();
@@ -655,7 +771,8 @@ function wire() {
   });
   $('scrim').addEventListener('click', closeSidebar);
   document.addEventListener('keydown', (event) => {
-    if (event.key !== 'Escape') return;
+    // Escape in a dialog closes the dialog only.
+    if (event.key !== 'Escape' || document.querySelector('dialog[open]')) return;
     if (state.stream) stopStream();
     else closeSidebar();
   });
