@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import readline from 'node:readline';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 const env = (name) => {
@@ -85,6 +86,78 @@ async function lastAnswer(page) {
 
 async function conversationTitles(page) {
   return page.locator('#conversations .conversation-open').allTextContents();
+}
+
+// --- attachments ------------------------------------------------------------------------------
+
+function crc32(bytes) {
+  let crc = ~0;
+  for (const byte of bytes) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k += 1) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
+  }
+  return ~crc >>> 0;
+}
+
+/** A real PNG (8-bit RGB), each pixel's colour from `paint(x, y)`. */
+function png(width, height, paint = (x, y) => [(x * 255) / width, (y * 255) / height, 160]) {
+  const raw = Buffer.alloc((width * 3 + 1) * height);
+  for (let y = 0; y < height; y += 1) {
+    for (let x = 0; x < width; x += 1) raw.set(paint(x, y).map(Math.round), y * (width * 3 + 1) + 1 + x * 3);
+  }
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(data.length);
+    const tail = Buffer.alloc(4);
+    tail.writeUInt32BE(crc32(body));
+    return Buffer.concat([head, body, tail]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; // bits per sample
+  header[9] = 2; // RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', zlib.deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+const SQUARE = png(64, 48);
+const NOTES = Buffer.from('The secret word is pelican.\nSecond line of the notes.\n');
+
+/** Waits for every image in `selector` to have loaded, and returns their natural widths. */
+async function loadedWidths(page, selector) {
+  await page.waitForFunction(
+    (s) => [...document.querySelectorAll(s)].every((img) => img.complete && img.naturalWidth > 0),
+    selector,
+  );
+  return page.locator(selector).evaluateAll((images) => images.map((img) => img.naturalWidth));
+}
+
+/** The bytes at `url` as the page downloads them (with its cookie or token), in base64. */
+async function download(page, url) {
+  return page.evaluate(async (address) => {
+    const token = sessionStorage.getItem('bedrock-chat.token');
+    const response = await fetch(address, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    if (!response.ok) throw new Error(`${address}: ${response.status}`);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    let text = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return { base64: btoa(text), type: response.headers.get('content-type') };
+  }, url);
+}
+
+/** The messages of the open conversation as the API has them. */
+async function storedMessages(page) {
+  const chatId = new URL(page.url()).hash.slice(1);
+  return page.evaluate(async (id) => {
+    const response = await fetch(`/api/v1/conversations/${id}/messages?limit=50`);
+    return (await response.json()).items;
+  }, chatId);
 }
 
 test('a message is sent with Enter and its answer streams in, in pieces, then the conversation is listed', async () => {
@@ -425,5 +498,276 @@ test('the page works by keyboard and at phone width; screenshots of both', async
   assert.match(await (await lastAnswer(page)).textContent(), /typed by keyboard/);
   assert.deepEqual(problems.errors, []);
   assert.deepEqual(unexpected(problems), []);
+  await context.close();
+});
+
+test('an image and a document are attached with the file picker, sent, and shown again from history', async () => {
+  const { page, context, problems } = await openPage();
+  const attach = page.getByRole('button', { name: 'Attach images or documents' });
+  assert.ok(await attach.isVisible(), 'the attach button is labelled');
+  const accept = await page.getAttribute('#file-input', 'accept');
+  for (const ext of ['.png', '.jpeg', '.webp', '.pdf', '.docx', '.txt', '.md']) assert.ok(accept.includes(ext), accept);
+  assert.equal(await page.getAttribute('#file-input', 'multiple'), '');
+
+  // The attach button, reached by keyboard, opens the file picker: the picker's input is
+  // clicked (watched here, the native dialog kept shut: Playwright's file-chooser event
+  // proved flaky under load), and the files are then chosen in it.
+  await page.evaluate(() => {
+    document.getElementById('file-input').addEventListener('click', (event) => {
+      window.pickerOpened = true;
+      event.preventDefault();
+    });
+  });
+  await page.focus('#input');
+  await page.keyboard.press('Shift+Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'attach');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => window.pickerOpened === true);
+  await page.setInputFiles('#file-input', [
+    { name: 'square.png', mimeType: 'image/png', buffer: SQUARE },
+    { name: 'meeting notes.txt', mimeType: 'text/plain', buffer: NOTES },
+  ]);
+  const chips = page.locator('#attachments .chip');
+  await page.waitForFunction(() => document.querySelectorAll('#attachments .chip').length === 2);
+  assert.deepEqual(await loadedWidths(page, '#attachments .chip img'), [64], 'the image chip shows a thumbnail');
+  assert.match(await chips.nth(0).textContent(), /square\.png\s*PNG · [\d.]+ K?B/);
+  assert.match(await chips.nth(1).textContent(), new RegExp(String.raw`meeting notes\.txt\s*TXT · ${NOTES.length} B`));
+  assert.ok(await chips.nth(1).getByRole('button', { name: 'Remove meeting notes.txt' }).isVisible());
+
+  await sendMessage(page, 'What do these say?');
+  const answer = await lastAnswer(page);
+  assert.match(await answer.textContent(), /What do these say\?/);
+  assert.equal(await page.locator('.message.assistant.failed').count(), 0);
+  assert.equal(await chips.count(), 0, 'the chips clear once sent');
+  assert.equal(await page.isVisible('#attachments'), false);
+  // The question shows what went with it.
+  const sent = page.locator('.message.user .sent-attachments');
+  assert.deepEqual(await loadedWidths(page, '.message.user .sent-attachments img'), [64]);
+  assert.match(await sent.locator('a.chip').textContent(), new RegExp(String.raw`meeting notes\.txt\s*TXT · ${NOTES.length} B`));
+
+  // Stored: the question's parts, the image's bytes back byte for byte, the document's too.
+  const [question] = await storedMessages(page);
+  assert.equal(question.content, 'What do these say?');
+  const attachments = question.parts.filter((part) => part.type !== 'text');
+  assert.deepEqual(
+    attachments.map(({ type, format, name, size }) => ({ type, format, name, size })),
+    [
+      { type: 'image', format: 'png', name: undefined, size: SQUARE.length },
+      { type: 'document', format: 'txt', name: 'meeting notes', size: NOTES.length },
+    ],
+  );
+  const image = await download(page, attachments[0].url);
+  assert.equal(image.type, 'image/png');
+  assert.equal(image.base64, SQUARE.toString('base64'), 'the image downloads as it was sent');
+  assert.equal((await download(page, attachments[1].url)).base64, NOTES.toString('base64'));
+
+  // After a reload, from history: the thumbnail (from its URL) and the document's link.
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.waitForSelector('.message.user .sent-attachments');
+  assert.deepEqual(await loadedWidths(page, '.message.user .sent-attachments img'), [64]);
+  const items = page.locator('.message.user .sent-attachments li');
+  assert.equal(await items.nth(0).getAttribute('data-url'), attachments[0].url);
+  const link = items.nth(1).locator('a.chip');
+  assert.equal(await link.getAttribute('href'), attachments[1].url);
+  assert.equal(await link.getAttribute('download'), 'meeting notes.txt');
+  assert.match(await link.textContent(), new RegExp(String.raw`meeting notes\s*TXT · ${NOTES.length} B`));
+  assert.match(await page.locator('.message.user .body').textContent(), /^What do these say\?$/);
+
+  // A click on the thumbnail opens the image at full size; Escape closes it.
+  await items.nth(0).getByRole('button', { name: /^Open Image 1 \(PNG, / }).click();
+  await page.waitForSelector('#image-dialog[open]');
+  assert.deepEqual(await loadedWidths(page, '#image-full'), [64]);
+  assert.equal(await page.getAttribute('#image-save', 'download'), 'image-1.png');
+  const dir = env('SCREENSHOT_DIR');
+  await page.screenshot({ path: path.join(dir, 'attachments-viewer.png') });
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('#image-dialog[open]', { state: 'detached' });
+
+  // Chips waiting in the composer, at desktop and phone widths, light and dark.
+  await page.setInputFiles('#file-input', [
+    { name: 'square.png', mimeType: 'image/png', buffer: SQUARE },
+    { name: 'quarterly figures with a long name.csv', mimeType: 'text/csv', buffer: Buffer.from('a,b\n1,2\n') },
+  ]);
+  await page.fill('#input', 'And this one?');
+  await loadedWidths(page, '#attachments .chip img');
+  await page.screenshot({ path: path.join(dir, 'attachments.png') });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: path.join(dir, 'attachments-dark.png') });
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.setViewportSize({ width: 390, height: 780 });
+  await page.waitForFunction(() => getComputedStyle(document.getElementById('sidebar')).visibility === 'hidden');
+  await page.screenshot({ path: path.join(dir, 'attachments-phone.png') });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.equal(overflow, 0, 'nothing wider than a phone');
+  assert.deepEqual(problems.errors, []);
+  assert.deepEqual(unexpected(problems), []);
+  await context.close();
+});
+
+test('files the model does not take are refused in words, nothing is stored, and a removed chip is not sent', async () => {
+  const { page, context, problems } = await openPage();
+  // Checked on the page: the type, the size, the count.
+  await page.setInputFiles('#file-input', { name: 'setup.exe', mimeType: 'application/octet-stream', buffer: Buffer.from('MZ') });
+  assert.match(await page.textContent('#notice-text'), /“setup\.exe” is not a supported file type: attach PNG, JPEG, GIF or WebP images, or PDF/);
+  await page.setInputFiles('#file-input', { name: 'huge.png', mimeType: 'image/png', buffer: Buffer.alloc(3_750_001) });
+  assert.match(await page.textContent('#notice-text'), /“huge\.png” is too large: an image can be at most 3\.75 MB\./);
+  const many = Array.from({ length: 6 }, (_, i) => ({ name: `doc${i}.md`, mimeType: 'text/markdown', buffer: Buffer.from(`# ${i}`) }));
+  await page.setInputFiles('#file-input', many);
+  assert.match(await page.textContent('#notice-text'), /“doc5\.md” was not added: at most 5 documents can be sent with a message\./);
+  assert.equal(await page.locator('#attachments .chip').count(), 5);
+  for (let i = 0; i < 5; i += 1) await page.click(`#attachments button[aria-label="Remove doc${i}.md"]`);
+  assert.equal(await page.locator('#attachments .chip').count(), 0);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'input', 'focus goes back to the message box');
+
+  // Checked by the server: a .png whose bytes are text is a 415, in words, and stores nothing.
+  await page.setInputFiles('#file-input', [
+    { name: 'not really.png', mimeType: 'image/png', buffer: Buffer.from('just some text') },
+    { name: 'keep.txt', mimeType: 'text/plain', buffer: Buffer.from('kept') },
+  ]);
+  assert.equal(await page.isVisible('#notice'), false, 'the page itself takes both');
+  await sendMessage(page, 'Look at this');
+  await page.waitForSelector('.message.assistant.failed');
+  assert.match(
+    await page.locator('.failure').textContent(),
+    /“not really\.png” is not a supported file type: it is not a png image\./,
+  );
+  assert.equal(await page.locator('#attachments .chip').count(), 2, 'the chips stay for another try');
+  assert.doesNotMatch(page.url(), /#/, 'no conversation was started');
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  assert.deepEqual(await conversationTitles(page), [], 'nothing was stored');
+
+  // Over a limit only the server checks (8,000 px a side): a 413 naming the file and the limit.
+  await page.setInputFiles('#file-input', { name: 'wide.png', mimeType: 'image/png', buffer: png(8001, 1) });
+  await sendMessage(page, 'A wide one');
+  await page.waitForSelector('.message.assistant.failed');
+  assert.match(
+    await page.locator('.failure').textContent(),
+    /“wide\.png” is too large: an image must be at most 8000 pixels wide and high\./,
+  );
+
+  // Removed before sending: not sent.
+  await page.setInputFiles('#file-input', { name: 'keep.txt', mimeType: 'text/plain', buffer: Buffer.from('kept') });
+  await page.click('#attachments button[aria-label="Remove wide.png"]');
+  assert.deepEqual(await page.locator('#attachments .chip-name').allTextContents(), ['keep.txt']);
+  await sendMessage(page, 'Only the text file');
+  await lastAnswer(page);
+  assert.equal(await page.locator('#attachments .chip').count(), 0);
+  const [question] = await storedMessages(page);
+  assert.deepEqual(
+    question.parts.filter((part) => part.type !== 'text').map(({ type, name }) => ({ type, name })),
+    [{ type: 'document', name: 'keep' }],
+  );
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.waitForSelector('.message.user .sent-attachments');
+  assert.equal(await page.locator('.message.user').count(), 1, 'only the send that worked is stored');
+  assert.equal(await page.locator('.message.user .sent-attachments li').count(), 1);
+  assert.deepEqual(problems.errors, []);
+  assert.deepEqual(unexpected(problems, [413, 415]), []);
+  await context.close();
+});
+
+test('Retry after a failure mid-stream sends the same attachments, stored once', async () => {
+  const { page, context, problems } = await openPage();
+  await page.setInputFiles('#file-input', { name: 'square.png', mimeType: 'image/png', buffer: SQUARE });
+  await control('fault mid-stream');
+  await sendMessage(page, 'one two three four five six seven eight nine ten');
+  await page.waitForSelector('.message.assistant.failed');
+  assert.equal(await control('check'), 'ok', 'the fault was used by this send');
+  assert.equal(await page.locator('#attachments .chip').count(), 1, 'the chip stays after the failure');
+  await page.click('.failure .retry');
+  assert.match(await (await lastAnswer(page)).textContent(), /nine ten/);
+  assert.equal(await page.locator('.message.assistant.failed').count(), 0);
+  assert.equal(await page.locator('#attachments .chip').count(), 0, 'the chip clears once sent');
+
+  const messages = await storedMessages(page);
+  assert.equal(messages.length, 2, 'one question, one answer');
+  const image = messages[0].parts.find((part) => part.type === 'image');
+  assert.equal((await download(page, image.url)).base64, SQUARE.toString('base64'));
+  assert.deepEqual(problems.errors, []);
+  assert.deepEqual(unexpected(problems), []);
+  await context.close();
+});
+
+test('images are attached by dropping them on the composer and by pasting them', async () => {
+  const { page, context, problems } = await openPage();
+  const dropped = png(40, 40, (x) => [x * 6, 90, 200]);
+  const pasted = png(30, 20, (x, y) => [200, y * 12, x * 8]);
+  const transfer = (files) =>
+    page.evaluateHandle((list) => {
+      const data = new DataTransfer();
+      for (const { name, type, base64 } of list) {
+        const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+        data.items.add(new File([bytes], name, { type }));
+      }
+      return data;
+    }, files.map(({ name, type, bytes }) => ({ name, type, base64: bytes.toString('base64') })));
+
+  const drop = await transfer([{ name: 'dropped.png', type: 'image/png', bytes: dropped }]);
+  await page.dispatchEvent('#composer', 'dragenter', { dataTransfer: drop });
+  assert.ok(await page.locator('#composer.dropping').isVisible(), 'the composer shows where to drop');
+  await page.dispatchEvent('#composer', 'drop', { dataTransfer: drop });
+  assert.equal(await page.locator('#composer.dropping').count(), 0);
+  assert.deepEqual(await page.locator('#attachments .chip-name').allTextContents(), ['dropped.png']);
+
+  // A screenshot pasted from the clipboard has no file name of its own beyond `image.png`.
+  const clip = await transfer([{ name: 'image.png', type: 'image/png', bytes: pasted }]);
+  await page.evaluate((data) => {
+    const input = document.getElementById('input');
+    input.focus();
+    input.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+  }, clip);
+  assert.deepEqual(await page.locator('#attachments .chip-name').allTextContents(), ['dropped.png', 'image.png']);
+  assert.equal(await page.inputValue('#input'), '', 'nothing pasted as text');
+
+  // A file dropped beside the composer does not replace the page.
+  const stray = await transfer([{ name: 'stray.png', type: 'image/png', bytes: dropped }]);
+  const url = page.url();
+  await page.dispatchEvent('#messages', 'drop', { dataTransfer: stray });
+  assert.equal(page.url(), url);
+
+  await sendMessage(page, 'Dropped and pasted');
+  await lastAnswer(page);
+  assert.deepEqual(await loadedWidths(page, '.message.user .sent-attachments img'), [40, 30]);
+  const [question] = await storedMessages(page);
+  const images = question.parts.filter((part) => part.type === 'image');
+  assert.deepEqual(
+    await Promise.all(images.map(async (part) => (await download(page, part.url)).base64)),
+    [dropped.toString('base64'), pasted.toString('base64')],
+  );
+  assert.deepEqual(problems.errors, []);
+  assert.deepEqual(unexpected(problems), []);
+  await context.close();
+});
+
+test('with an access token, attachments are fetched with it and shown from blob: URLs', async () => {
+  const { page, context, problems } = await openPage(env('KEYED_URL'));
+  await page.waitForSelector('#settings-dialog[open]');
+  await page.fill('#token-input', env('API_KEY'));
+  await page.click('#settings-form button[type="submit"]');
+  await page.setInputFiles('#file-input', [
+    { name: 'square.png', mimeType: 'image/png', buffer: SQUARE },
+    { name: 'notes.md', mimeType: 'text/markdown', buffer: NOTES },
+  ]);
+  await sendMessage(page, 'with a key and a picture');
+  await lastAnswer(page);
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.waitForSelector('.message.user .sent-attachments');
+  assert.deepEqual(await loadedWidths(page, '.message.user .sent-attachments img'), [64]);
+  assert.match(await page.getAttribute('.message.user .sent-attachments img', 'src'), /^blob:/);
+  // The document's link saves what it fetched with the token.
+  const [saved] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('.message.user .sent-attachments a.chip'),
+  ]);
+  assert.equal(saved.suggestedFilename(), 'notes.md');
+  const chunks = [];
+  for await (const chunk of await saved.createReadStream()) chunks.push(chunk);
+  assert.equal(Buffer.concat(chunks).toString(), NOTES.toString());
+  assert.deepEqual(problems.errors, []);
+  assert.deepEqual(unexpected(problems, [401]), []);
   await context.close();
 });
