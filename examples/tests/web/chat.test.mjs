@@ -691,9 +691,23 @@ test('Retry after a failure mid-stream sends the same attachments, stored once',
   await context.close();
 });
 
+/** `image` grown to `size` bytes by a private ancillary chunk before IEND (still a valid PNG). */
+function padded(image, size) {
+  const end = image.length - 12; // IEND: length, type, CRC
+  const data = Buffer.alloc(size - image.length - 12, 0x2a);
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(data.length);
+  const body = Buffer.concat([Buffer.from('ruSt', 'ascii'), data]);
+  const tail = Buffer.alloc(4);
+  tail.writeUInt32BE(crc32(body));
+  return Buffer.concat([image.subarray(0, end), head, body, tail, image.subarray(end)]);
+}
+
 test('images are attached by dropping them on the composer and by pasting them', async () => {
   const { page, context, problems } = await openPage();
-  const dropped = png(40, 40, (x) => [x * 6, 90, 200]);
+  // Near Bedrock's 3.75 MB: read and sent in base64 without overflowing the page's stack.
+  const dropped = padded(png(40, 40, (x) => [x * 6, 90, 200]), 3_700_000);
+  assert.equal(dropped.length, 3_700_000);
   const pasted = png(30, 20, (x, y) => [200, y * 12, x * 8]);
   const transfer = (files) =>
     page.evaluateHandle((list) => {
@@ -711,6 +725,7 @@ test('images are attached by dropping them on the composer and by pasting them',
   await page.dispatchEvent('#composer', 'drop', { dataTransfer: drop });
   assert.equal(await page.locator('#composer.dropping').count(), 0);
   assert.deepEqual(await page.locator('#attachments .chip-name').allTextContents(), ['dropped.png']);
+  assert.equal(await page.locator('#attachments .chip-meta').textContent(), 'PNG · 3.7 MB');
 
   // A screenshot pasted from the clipboard has no file name of its own beyond `image.png`.
   const clip = await transfer([{ name: 'image.png', type: 'image/png', bytes: pasted }]);
