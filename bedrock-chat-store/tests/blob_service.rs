@@ -142,7 +142,7 @@ async fn a_large_attachment_is_stored_as_a_blob_ref_and_the_blob_holds_its_bytes
         &expected,
         "the history keeps a reference, not the bytes"
     );
-    assert_eq!(blobs.keys(), [key.clone()]);
+    assert_eq!(blobs.keys(), [key.as_str()]);
     assert_eq!(blobs.get(&key).await.expect("the blob"), image);
 
     // The model was sent the bytes themselves.

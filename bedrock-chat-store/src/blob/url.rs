@@ -5,7 +5,7 @@
 //! | URL | backend | feature |
 //! |---|---|---|
 //! | `memory` | [`InMemoryBlobStore`] | always |
-//! | `file:PATH`, `file://PATH` (`file:///var/lib/chat/blobs`) | [`FilesystemBlobStore`](crate::FilesystemBlobStore) | always |
+//! | `file:PATH`, `file://PATH` (`file:///var/lib/chat/blobs`) | [`FilesystemBlobStore`] | always |
 //! | `s3://BUCKET/PREFIX?endpoint=URL&region=REGION` (prefix and both parameters optional) | `S3BlobStore` | `s3` |
 //!
 //! Parsing ([`BlobUrl::parse`]) checks the syntax whatever features are on; connecting
