@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bedrock_chat_core::backend::error_chain;
 use bedrock_chat_core::{
-    ChatModel, ChatPolicy, ChatService, HistoryStore, OfflineChatModel, RateLimiter,
+    BlobStore, ChatModel, ChatPolicy, ChatService, HistoryStore, OfflineChatModel, RateLimiter,
 };
 use bedrock_chat_ratelimit::Layers;
 
@@ -100,6 +100,28 @@ pub async fn store(url: &str) -> Result<Arc<dyn HistoryStore>, StartupError> {
     Ok(store)
 }
 
+/// The blob store named by `url` ([`bedrock_chat_store::blob_from_url`]): `memory`,
+/// `file:PATH` or `s3://BUCKET/PREFIX?endpoint=URL&region=R`.
+///
+/// # Errors
+/// [`StartupError::Setting`] naming what is wrong, or [`StartupError::Unavailable`] when the
+/// bucket or directory cannot be reached.
+pub async fn blob_store(url: &str) -> Result<Arc<dyn BlobStore>, StartupError> {
+    bedrock_chat_store::blob_from_url(url)
+        .await
+        .map_err(|e| match e {
+            bedrock_chat_store::BlobUrlError::Connect { .. } => StartupError::Unavailable {
+                setting: "--blob-store",
+                url: url.to_owned(),
+                reason: error_chain(&e),
+            },
+            _ => StartupError::Setting {
+                setting: "--blob-store",
+                reason: error_chain(&e),
+            },
+        })
+}
+
 /// A limiter at `url` for `layers`, its keys under `prefix` (so that the request limit
 /// and the token budget never share counters). Several layers are decided in one atomic
 /// step by the backend.
@@ -178,7 +200,8 @@ pub fn policy(args: &BackendArgs) -> Result<ChatPolicy, StartupError> {
     let mut policy = ChatPolicy::default()
         .with_inference(args.inference())
         .with_max_message_chars(args.max_message_chars)
-        .with_audit_message_text(args.log_message_text);
+        .with_audit_message_text(args.log_message_text)
+        .with_prompt_caching(!args.no_prompt_caching);
     if let Some(prompt) = &args.system_prompt {
         policy = policy.with_system_prompt(prompt.clone());
     }
@@ -215,6 +238,9 @@ pub async fn service(args: &BackendArgs) -> Result<ChatService, StartupError> {
     let mut builder = ChatService::builder(model, store)
         .request_limiter(request_limiter)
         .policy(policy);
+    if let Some(url) = &args.blob_store {
+        builder = builder.blob_store(blob_store(url).await?);
+    }
     if let Some(budget) = &args.token_budget {
         let budget = limiter(
             &args.limiter,

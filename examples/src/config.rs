@@ -39,6 +39,18 @@ pub struct BackendArgs {
     )]
     pub store: String,
 
+    /// Where large attachments go (the history store then keeps a reference): `memory`,
+    /// `file:PATH` or `s3://BUCKET/PREFIX?endpoint=URL&region=R`. Unset: attachments stay in
+    /// the history store (fine for SQLite and PostgreSQL; set it for DynamoDB, whose items
+    /// hold at most 400 KB, and Redis).
+    #[arg(long, env = "BEDROCK_CHAT_BLOB_STORE")]
+    pub blob_store: Option<String>,
+
+    /// Do not ask the model to cache the stable prefix of conversations (Bedrock prompt
+    /// caching, on by default for the models that support it).
+    #[arg(long, env = "BEDROCK_CHAT_NO_PROMPT_CACHING")]
+    pub no_prompt_caching: bool,
+
     /// The rate limiter: `memory`, `redis://…` or `dynamodb://TABLE?endpoint=URL&region=R`.
     #[arg(long, env = "BEDROCK_CHAT_LIMITER", default_value = "memory")]
     pub limiter: String,
@@ -414,9 +426,17 @@ mod tests {
             "https://b.example",
             "--request-timeout",
             "5s",
+            "--blob-store",
+            "file:blobs",
+            "--no-prompt-caching",
+            "--max-attachment-body-bytes",
+            "1000",
         ])
         .unwrap();
         assert_eq!(config.backends.store, "memory");
+        assert_eq!(config.backends.blob_store.as_deref(), Some("file:blobs"));
+        assert!(config.backends.no_prompt_caching);
+        assert_eq!(config.http.max_attachment_body_bytes, 1000);
         assert_eq!(config.backends.rate_limit.limit, 3);
         assert_eq!(config.http.auth, AuthMode::ApiKey);
         assert_eq!(config.http.cors_origins.len(), 2);

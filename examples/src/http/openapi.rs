@@ -72,6 +72,10 @@ pub struct UsageDoc {
     output_tokens: u64,
     /// All tokens.
     total_tokens: u64,
+    /// Input tokens read from the prompt cache (billed at a tenth); omitted when none.
+    cache_read_tokens: Option<u64>,
+    /// Input tokens written to the prompt cache (billed at 1.25x); omitted when none.
+    cache_write_tokens: Option<u64>,
 }
 
 /// Usage on one UTC day.
