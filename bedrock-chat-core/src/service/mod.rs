@@ -722,6 +722,16 @@ impl Inner {
         let mut reply_metadata = Metadata::new();
         reply_metadata.insert("stop_reason".into(), stop_reason.as_str().into());
         reply_metadata.insert("latency_ms".into(), (latency.as_millis() as u64).into());
+        // The model answered but the exchange could not be kept: audited as a failed call.
+        let store_failed = |meta: &CallMeta, error: StoreError| {
+            let error = ChatError::from(error);
+            let outcome = Outcome::Failed {
+                error: &error,
+                partial_chars: 0,
+            };
+            audit::model_call(meta, &model_id, None, Some(uid), latency, outcome);
+            error
+        };
         let mut question = NewMessage::user(prepared.question)
             .with_id(uid)
             .with_metadata(prepared.metadata);
@@ -733,19 +743,7 @@ impl Inner {
                 if let Err(error) =
                     blob::offload(blobs.as_ref(), chat_id, uid, &mut parts, limit).await
                 {
-                    let error = ChatError::from(error);
-                    audit::model_call(
-                        &prepared.meta,
-                        &model_id,
-                        None,
-                        Some(uid),
-                        latency,
-                        Outcome::Failed {
-                            error: &error,
-                            partial_chars: 0,
-                        },
-                    );
-                    return Err(error);
+                    return Err(store_failed(&prepared.meta, error));
                 }
             }
             question = question.with_parts(parts);
@@ -762,21 +760,7 @@ impl Inner {
         };
         let appended = match self.store.append(&prepared.meta.user, request).await {
             Ok(appended) => appended,
-            Err(error) => {
-                let error = ChatError::from(error);
-                audit::model_call(
-                    &prepared.meta,
-                    &model_id,
-                    None,
-                    Some(uid),
-                    latency,
-                    Outcome::Failed {
-                        error: &error,
-                        partial_chars: 0,
-                    },
-                );
-                return Err(error);
-            }
+            Err(error) => return Err(store_failed(&prepared.meta, error)),
         };
         let mut stored = appended.messages.into_iter();
         let (Some(question), Some(answer)) = (stored.next(), stored.next()) else {
