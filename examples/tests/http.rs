@@ -61,8 +61,11 @@ async fn start(options: Options) -> Server {
         auth: Arc::new(options.auth),
         metrics: Metrics::new(),
     };
+    // The sends' own (attachment) body limit too: these tests send no attachments, and the
+    // bad-input table's "body over the byte limit" row is about the send route.
     let settings = RouterSettings {
         max_body_bytes: options.max_body_bytes,
+        max_attachment_body_bytes: options.max_body_bytes,
         ..RouterSettings::default()
     };
     let app = http::router(state, &settings);
