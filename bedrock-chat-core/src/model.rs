@@ -33,6 +33,18 @@ pub struct InferenceConfig {
     /// Text that ends the reply when the model writes it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop_sequences: Vec<String>,
+    /// Tokens the model may spend reasoning before it answers (extended thinking); `None`
+    /// asks for no reasoning.
+    ///
+    /// [`BedrockChatModel`](crate) sends it to Anthropic Claude models (Claude 3.7 Sonnet
+    /// and the Claude 4 family take it) as `additionalModelRequestFields.thinking`, after
+    /// checking Bedrock's rules: at least 1,024 tokens, less than
+    /// [`max_tokens`](Self::max_tokens) when that is set, and neither
+    /// [`temperature`](Self::temperature) nor [`top_p`](Self::top_p) set. Other model
+    /// families are not mapped yet: they get no reasoning field and answer without
+    /// reasoning. The [`OfflineChatModel`](crate::OfflineChatModel) reasons briefly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_budget: Option<u32>,
 }
 
 impl InferenceConfig {
@@ -68,6 +80,19 @@ impl InferenceConfig {
         self
     }
 
+    /// Sets [`reasoning_budget`](Self::reasoning_budget): the model reasons, with up to
+    /// `tokens` tokens, before it answers.
+    ///
+    /// ```
+    /// use bedrock_chat_core::InferenceConfig;
+    /// let inference = InferenceConfig::new().with_max_tokens(4096).with_reasoning_budget(2048);
+    /// assert_eq!(inference.reasoning_budget, Some(2048));
+    /// ```
+    pub fn with_reasoning_budget(mut self, tokens: u32) -> Self {
+        self.reasoning_budget = Some(tokens);
+        self
+    }
+
     /// `self` with every field that `over` sets taken from `over`.
     pub fn overridden_by(&self, over: &InferenceConfig) -> InferenceConfig {
         InferenceConfig {
@@ -79,6 +104,7 @@ impl InferenceConfig {
             } else {
                 over.stop_sequences.clone()
             },
+            reasoning_budget: over.reasoning_budget.or(self.reasoning_budget),
         }
     }
 }
@@ -344,6 +370,10 @@ impl StopReason {
 pub struct ModelResponse {
     /// The text.
     pub text: String,
+    /// The model's reasoning before its answer, in order: [`Part::Reasoning`] (with the
+    /// signature that must go back with it on the next turn) and
+    /// [`Part::RedactedReasoning`] parts. Empty when the model did not reason.
+    pub reasoning: Vec<Part>,
     /// For structured output: the JSON the model produced.
     pub structured: Option<serde_json::Value>,
     /// Tokens used.
@@ -354,9 +384,10 @@ pub struct ModelResponse {
     pub latency: Duration,
 }
 
-/// One event of a streamed reply. A complete stream is any number of `TextDelta`s, then
-/// `Stop`, with `Usage` somewhere after the last delta; a stream that ends without `Stop`
-/// broke off.
+/// One event of a streamed reply. A complete stream is the reasoning, if the model
+/// reasons (`ReasoningDelta`s, each block of them closed by a `ReasoningSignature`, or a
+/// `RedactedReasoning`), then any number of `TextDelta`s, then `Stop`, with `Usage`
+/// somewhere after the last delta; a stream that ends without `Stop` broke off.
 ///
 /// New kinds of event may be added: a `match` needs a `_` arm, and a consumer ignores
 /// events it does not know.
@@ -365,6 +396,14 @@ pub struct ModelResponse {
 pub enum ModelEvent {
     /// The next piece of text.
     TextDelta(String),
+    /// The next piece of the model's reasoning (see
+    /// [`InferenceConfig::reasoning_budget`]).
+    ReasoningDelta(String),
+    /// The signature of the reasoning streamed since the last signature: it ends a block of
+    /// reasoning, and goes back with it on the next turn.
+    ReasoningSignature(String),
+    /// A block of reasoning the provider encrypted: kept and sent back, never shown.
+    RedactedReasoning(bytes::Bytes),
     /// Why the model stopped; the text is complete.
     Stop(StopReason),
     /// Tokens used by the whole call.

@@ -9,15 +9,24 @@ use futures::StreamExt;
 use crate::context::{CharRatioEstimator, TokenEstimator};
 use crate::error::ModelError;
 use crate::model::{ChatModel, ModelEvent, ModelRequest, ModelResponse, ModelStream, StopReason};
+use crate::parts::Part;
 use crate::schema_fill::fill;
 use crate::types::{Role, Usage};
 
 /// The model id the offline model reports.
 pub const OFFLINE_MODEL_ID: &str = "offline";
 
+/// The signature of the offline model's reasoning.
+pub const OFFLINE_REASONING_SIGNATURE: &str = "offline-reasoning";
+
 /// A model that needs no network: it answers every message with a fixed, deterministic
 /// reply that says it is the offline model, quotes the question and counts the turns it
 /// was given, streamed a few words at a time. Usage is estimated from the text.
+///
+/// With a [reasoning budget](crate::InferenceConfig::reasoning_budget) it reasons first,
+/// briefly and deterministically ("Reasoning (offline model): ..."), streamed as
+/// [`ModelEvent::ReasoningDelta`]s and signed with [`OFFLINE_REASONING_SIGNATURE`], so that
+/// demos show reasoning; its tokens count as output tokens.
 ///
 /// With an [`OutputSchema`](crate::OutputSchema) it returns JSON generated to validate
 /// against the schema: required properties, types, enums, nested objects and arrays, local
@@ -117,6 +126,32 @@ impl OfflineChatModel {
         )
     }
 
+    /// The reasoning before the reply, when the request asks for reasoning.
+    fn reasoning_text(request: &ModelRequest, question: &str) -> Option<String> {
+        request.inference.reasoning_budget?;
+        let quoted: String = question.chars().take(80).collect();
+        let ellipsis = if quoted.len() < question.len() {
+            "…"
+        } else {
+            ""
+        };
+        let earlier = request.messages.len() - 1;
+        Some(format!(
+            "Reasoning (offline model): the question is \"{quoted}{ellipsis}\", with {earlier} \
+             earlier message{s} before it. I have no real model to think with, so I will \
+             answer with my fixed reply.",
+            s = if earlier == 1 { "" } else { "s" },
+        ))
+    }
+
+    /// `usage` with the tokens of `reasoning` added to its output.
+    fn with_reasoning(&self, usage: Usage, reasoning: &str) -> Usage {
+        Usage::new(
+            usage.input_tokens,
+            usage.output_tokens + self.estimator.estimate(reasoning),
+        )
+    }
+
     fn usage(&self, request: &ModelRequest, reply: &str) -> Usage {
         let input: u64 = request
             .messages
@@ -167,6 +202,7 @@ impl ChatModel for OfflineChatModel {
             let text = value.to_string();
             let usage = self.usage(&request, &text);
             return Ok(ModelResponse {
+                reasoning: Vec::new(),
                 text,
                 structured: Some(value),
                 usage,
@@ -176,8 +212,19 @@ impl ChatModel for OfflineChatModel {
         }
         let (text, stop_reason) =
             self.cut_at_max_tokens(&request, Self::reply_text(&request, question));
-        let usage = self.usage(&request, &text);
+        let reasoning = Self::reasoning_text(&request, question);
+        let mut usage = self.usage(&request, &text);
+        if let Some(reasoning) = &reasoning {
+            usage = self.with_reasoning(usage, reasoning);
+        }
         Ok(ModelResponse {
+            reasoning: reasoning
+                .into_iter()
+                .map(|text| Part::Reasoning {
+                    text,
+                    signature: Some(OFFLINE_REASONING_SIGNATURE.to_owned()),
+                })
+                .collect(),
             text,
             structured: None,
             usage,
@@ -190,16 +237,28 @@ impl ChatModel for OfflineChatModel {
         let question = Self::validate(&request)?;
         let (text, stop_reason) =
             self.cut_at_max_tokens(&request, Self::reply_text(&request, question));
-        let usage = self.usage(&request, &text);
+        let mut usage = self.usage(&request, &text);
+        let mut events = Vec::new();
+        if let Some(reasoning) = Self::reasoning_text(&request, question) {
+            usage = self.with_reasoning(usage, &reasoning);
+            events.extend(
+                self.pieces(&reasoning)
+                    .into_iter()
+                    .map(ModelEvent::ReasoningDelta),
+            );
+            events.push(ModelEvent::ReasoningSignature(
+                OFFLINE_REASONING_SIGNATURE.to_owned(),
+            ));
+        }
         let delay = self.delta_delay;
-        let events: Vec<ModelEvent> = self
-            .pieces(&text)
-            .into_iter()
-            .map(ModelEvent::TextDelta)
-            .chain([ModelEvent::Stop(stop_reason), ModelEvent::Usage(usage)])
-            .collect();
+        events.extend(self.pieces(&text).into_iter().map(ModelEvent::TextDelta));
+        events.extend([ModelEvent::Stop(stop_reason), ModelEvent::Usage(usage)]);
         let stream = futures::stream::iter(events).then(move |event| async move {
-            if matches!(event, ModelEvent::TextDelta(_)) && !delay.is_zero() {
+            let piece = matches!(
+                event,
+                ModelEvent::TextDelta(_) | ModelEvent::ReasoningDelta(_)
+            );
+            if piece && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             Ok(event)

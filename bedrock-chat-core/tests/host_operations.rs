@@ -109,6 +109,7 @@ async fn a_per_send_guardrail_overrides_the_policy() {
         .times(1)
         .returning(|_| {
             Ok(ModelResponse {
+                reasoning: Vec::new(),
                 text: "screened".into(),
                 structured: None,
                 usage: Usage::new(1, 1),
@@ -177,6 +178,7 @@ async fn a_structured_reply_that_does_not_fit_is_a_schema_violation() {
     model.expect_model_id().return_const("mock".to_owned());
     model.expect_converse().returning(|_| {
         Ok(ModelResponse {
+            reasoning: Vec::new(),
             text: "{}".into(),
             structured: Some(serde_json::json!({"city": 7})),
             usage: Usage::new(1, 1),

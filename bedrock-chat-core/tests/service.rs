@@ -93,6 +93,7 @@ async fn the_same_message_uid_twice_calls_the_model_once() {
     let mut model = mock_model();
     model.expect_converse().times(1).returning(|_| {
         Ok(ModelResponse {
+            reasoning: Vec::new(),
             text: "only once".into(),
             structured: None,
             usage: Usage::new(4, 2),
@@ -143,6 +144,7 @@ async fn a_failed_model_call_stores_nothing_and_a_retry_succeeds() {
             ))
         } else {
             Ok(ModelResponse {
+                reasoning: Vec::new(),
                 text: "second time lucky".into(),
                 structured: None,
                 usage: Usage::new(1, 1),

@@ -21,6 +21,7 @@ impl ChatModel for InstantModel {
 
     async fn converse(&self, _request: ModelRequest) -> Result<ModelResponse, ModelError> {
         Ok(ModelResponse {
+            reasoning: Vec::new(),
             text: REPLY.to_owned(),
             structured: None,
             usage: Usage::new(20, 12),

@@ -117,6 +117,13 @@ impl BedrockConfig {
             .unwrap_or_else(|| supports_prompt_caching(&self.model_id))
     }
 
+    /// Whether a [reasoning budget](crate::InferenceConfig::reasoning_budget) is sent, as
+    /// Anthropic's extended thinking: for Anthropic Claude model ids (and ARNs that name
+    /// one). Other families are not mapped yet.
+    pub(crate) fn takes_thinking(&self) -> bool {
+        self.model_id.contains("anthropic.claude")
+    }
+
     /// Sets the region.
     pub fn with_region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());

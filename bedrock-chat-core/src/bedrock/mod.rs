@@ -7,6 +7,16 @@
 //! each [`ModelRequest`]; an [`OutputSchema`](crate::OutputSchema) is forced through tool
 //! use and comes back as [`ModelResponse::structured`].
 //!
+//! A [reasoning budget](crate::InferenceConfig::reasoning_budget) turns on Anthropic
+//! Claude's extended thinking (Claude 3.7 Sonnet and the Claude 4 family; older Claude
+//! models are refused by Bedrock): it is sent as `additionalModelRequestFields`
+//! `{"thinking": {"type": "enabled", "budget_tokens": N}}`, checked first against Bedrock's
+//! rules (at least 1,024 tokens, less than `max_tokens`, no temperature or top-p, no
+//! structured output), and the reasoning comes back as [`ModelResponse::reasoning`] or
+//! streamed [`ModelEvent::ReasoningDelta`](crate::ModelEvent::ReasoningDelta)s with their
+//! signature. Other model families (Amazon Nova, Meta Llama, OpenAI gpt-oss, ...) are not
+//! mapped yet: they get no reasoning field, and answer without reasoning.
+//!
 //! Failures are classified into [`ModelError`]: throttling (and a model not ready, and a
 //! service quota exceeded) as `Throttled`; 5xx answers and connection failures as
 //! `Unavailable`; timeouts as `Timeout`; validation as `InvalidRequest`, or
@@ -176,7 +186,8 @@ impl ChatModel for BedrockChatModel {
 
     async fn converse(&self, request: ModelRequest) -> Result<ModelResponse, ModelError> {
         let started = Instant::now();
-        let parts = ConverseParts::new(request, self.shared.config.caches_prompts())?;
+        let config = &self.shared.config;
+        let parts = ConverseParts::new(request, config.caches_prompts(), config.takes_thinking())?;
         let guardrail = parts.guardrail();
         let result = self
             .shared
@@ -188,6 +199,7 @@ impl ChatModel for BedrockChatModel {
             .set_inference_config(parts.inference)
             .set_tool_config(parts.tool_config)
             .set_guardrail_config(guardrail)
+            .set_additional_model_request_fields(parts.additional_fields)
             .send()
             .await
             .map_err(classify_call)?;
@@ -195,9 +207,11 @@ impl ChatModel for BedrockChatModel {
     }
 
     async fn converse_stream(&self, request: ModelRequest) -> Result<ModelStream, ModelError> {
+        let config = &self.shared.config;
         let parts = Arc::new(ConverseParts::new(
             request,
-            self.shared.config.caches_prompts(),
+            config.caches_prompts(),
+            config.takes_thinking(),
         )?);
         let receiver = stream::open(&self.shared, &parts).await?;
         Ok(stream::events(Arc::clone(&self.shared), parts, receiver))

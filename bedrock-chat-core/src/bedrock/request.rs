@@ -11,7 +11,7 @@ use aws_sdk_bedrockruntime::types::{
     ToolChoice, ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock,
     ToolResultStatus, ToolSpecification, ToolUseBlock,
 };
-use aws_smithy_types::Blob;
+use aws_smithy_types::{Blob, Document};
 
 use super::document::to_document;
 use crate::error::ModelError;
@@ -31,7 +31,12 @@ pub(crate) struct ConverseParts {
     pub(crate) guardrail: Option<GuardrailConfig>,
     /// The structured output asked for, whose tool the reply must call.
     pub(crate) output_schema: Option<OutputSchema>,
+    /// Model-specific fields (Anthropic's `thinking`).
+    pub(crate) additional_fields: Option<Document>,
 }
+
+/// Bedrock's smallest reasoning budget for Anthropic extended thinking.
+pub(crate) const MIN_REASONING_BUDGET: u32 = 1024;
 
 fn invalid(what: &str, error: BuildError) -> ModelError {
     ModelError::invalid_request(format!("could not build the {what}: {error}")).with_source(error)
@@ -40,12 +45,23 @@ fn invalid(what: &str, error: BuildError) -> ModelError {
 impl ConverseParts {
     /// With `caching` (the model caches prompts) and a request that asks for it, a cache
     /// point follows the system prompt and the turn before the last: the stable prefix of a
-    /// conversation, which the next turn finds in the cache.
+    /// conversation, which the next turn finds in the cache. With `thinking` (an Anthropic
+    /// Claude model) a reasoning budget becomes `additionalModelRequestFields.thinking`.
     ///
     /// # Errors
     /// [`ModelError::InvalidRequest`] when a part cannot be expressed (the SDK's builders
-    /// refuse it); Bedrock itself validates the rest.
-    pub(crate) fn new(request: ModelRequest, caching: bool) -> Result<Self, ModelError> {
+    /// refuse it), or a reasoning budget breaks Bedrock's rules; Bedrock itself validates
+    /// the rest.
+    pub(crate) fn new(
+        request: ModelRequest,
+        caching: bool,
+        thinking: bool,
+    ) -> Result<Self, ModelError> {
+        let additional_fields = if thinking {
+            thinking_fields(&request)?
+        } else {
+            None
+        };
         let cache = caching && request.prompt_caching;
         let mut messages = request
             .messages
@@ -80,6 +96,7 @@ impl ConverseParts {
             tool_config,
             guardrail: request.guardrail,
             output_schema: request.output_schema,
+            additional_fields,
         })
     }
 
@@ -248,10 +265,61 @@ fn trace(on: bool) -> GuardrailTrace {
     }
 }
 
+/// Anthropic's extended thinking for a request with a reasoning budget:
+/// `{"thinking": {"type": "enabled", "budget_tokens": N}}`, after Bedrock's rules, which
+/// are checked here so that a bad budget is refused before any call.
+fn thinking_fields(request: &ModelRequest) -> Result<Option<Document>, ModelError> {
+    let inference = &request.inference;
+    let Some(budget) = inference.reasoning_budget else {
+        return Ok(None);
+    };
+    let refuse = |message: String| Err(ModelError::invalid_request(message));
+    if budget < MIN_REASONING_BUDGET {
+        return refuse(format!(
+            "inference.reasoning_budget is {budget}; extended thinking needs at least \
+             {MIN_REASONING_BUDGET} tokens"
+        ));
+    }
+    if let Some(max_tokens) = inference.max_tokens.filter(|&max| max <= budget) {
+        return refuse(format!(
+            "inference.max_tokens ({max_tokens}) must be greater than \
+             inference.reasoning_budget ({budget}): the answer needs tokens after the reasoning"
+        ));
+    }
+    if inference.temperature.is_some() {
+        return refuse(
+            "inference.temperature cannot be set with inference.reasoning_budget: the model \
+             refuses sampling settings with extended thinking"
+                .into(),
+        );
+    }
+    if inference.top_p.is_some() {
+        return refuse(
+            "inference.top_p cannot be set with inference.reasoning_budget: the model refuses \
+             sampling settings with extended thinking"
+                .into(),
+        );
+    }
+    if let Some(schema) = &request.output_schema {
+        return refuse(format!(
+            "inference.reasoning_budget cannot be used with structured output ({}): the model \
+             refuses thinking when a tool is forced",
+            schema.name
+        ));
+    }
+    Ok(Some(to_document(&serde_json::json!({
+        "thinking": {"type": "enabled", "budget_tokens": budget}
+    }))))
+}
+
 /// `None` when nothing is set, so that the model's defaults apply and no empty object is
-/// sent.
+/// sent. The reasoning budget goes elsewhere ([`thinking_fields`]).
 fn inference_config(inference: &InferenceConfig) -> Option<InferenceConfiguration> {
-    if *inference == InferenceConfig::default() {
+    let sampling = InferenceConfig {
+        reasoning_budget: None,
+        ..inference.clone()
+    };
+    if sampling == InferenceConfig::default() {
         return None;
     }
     let stop_sequences =
@@ -316,6 +384,7 @@ mod tests {
                 Part::text("what is this?"),
             ])]),
             false,
+            false,
         )
         .unwrap();
         let blocks = &parts.messages[0].content;
@@ -350,6 +419,7 @@ mod tests {
         let error = ConverseParts::new(
             ModelRequest::new([ModelMessage::user("").with_parts(vec![blob, Part::text("hi")])]),
             true,
+            false,
         )
         .unwrap_err();
         assert!(
@@ -367,7 +437,7 @@ mod tests {
         ])
         .with_system("Be brief.")
         .with_prompt_caching(true);
-        let cached = ConverseParts::new(request.clone(), true).unwrap();
+        let cached = ConverseParts::new(request.clone(), true, false).unwrap();
         let system = cached.system.unwrap();
         assert!(matches!(
             system.as_slice(),
@@ -384,8 +454,8 @@ mod tests {
         assert_eq!(cached.messages[0].content.len(), 1);
         // A model that does not cache, or a request that does not ask: no cache point.
         for parts in [
-            ConverseParts::new(request.clone(), false).unwrap(),
-            ConverseParts::new(request.with_prompt_caching(false), true).unwrap(),
+            ConverseParts::new(request.clone(), false, false).unwrap(),
+            ConverseParts::new(request.with_prompt_caching(false), true, false).unwrap(),
         ] {
             assert_eq!(parts.system.unwrap().len(), 1);
             assert!(parts.messages.iter().all(|m| m.content.len() == 1));
@@ -406,6 +476,7 @@ mod tests {
                 ..Default::default()
             },
             true,
+            false,
         )
         .unwrap();
         assert!(parts.system.is_none());

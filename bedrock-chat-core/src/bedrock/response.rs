@@ -4,11 +4,14 @@
 use std::time::Duration;
 
 use aws_sdk_bedrockruntime::operation::converse::ConverseOutput as ConverseResult;
-use aws_sdk_bedrockruntime::types::{ContentBlock, ConverseOutput, TokenUsage};
+use aws_sdk_bedrockruntime::types::{
+    ContentBlock, ConverseOutput, ReasoningContentBlock, TokenUsage,
+};
 
 use super::document::to_json;
 use crate::error::ModelError;
 use crate::model::{ModelResponse, OutputSchema, StopReason};
+use crate::parts::{Binary, Part};
 use crate::types::Usage;
 
 /// Bedrock's token counts (never negative in practice; clamped at 0 if they were),
@@ -29,7 +32,8 @@ pub(crate) fn stop_reason(reason: &aws_sdk_bedrockruntime::types::StopReason) ->
     StopReason::parse(reason.as_str())
 }
 
-/// A Converse result as a response. With an output schema, the reply must be a call of the
+/// A Converse result as a response, its reasoning blocks in [`ModelResponse::reasoning`].
+/// With an output schema, the reply must be a call of the
 /// schema's tool: its input is the structured value, and its JSON text the response text.
 ///
 /// # Errors
@@ -95,8 +99,27 @@ pub(crate) fn into_response(
             (value.to_string(), Some(value))
         }
     };
+    let reasoning = message
+        .content
+        .into_iter()
+        .filter_map(|block| match block {
+            ContentBlock::ReasoningContent(ReasoningContentBlock::ReasoningText(reasoning)) => {
+                Some(Part::Reasoning {
+                    text: reasoning.text,
+                    signature: reasoning.signature,
+                })
+            }
+            ContentBlock::ReasoningContent(ReasoningContentBlock::RedactedContent(data)) => {
+                Some(Part::RedactedReasoning {
+                    data: Binary::Bytes(data.into_inner().into()),
+                })
+            }
+            _ => None,
+        })
+        .collect();
     Ok(ModelResponse {
         text,
+        reasoning,
         structured,
         usage,
         stop_reason,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
 use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
-use aws_sdk_bedrockruntime::types::{ContentBlockDelta, ConverseStreamOutput};
+use aws_sdk_bedrockruntime::types::{
+    ContentBlockDelta, ConverseStreamOutput, ReasoningContentBlockDelta,
+};
 use futures::StreamExt;
 
 use super::classify::{classify_call, classify_stream};
@@ -33,6 +35,7 @@ pub(crate) async fn open(shared: &Shared, parts: &ConverseParts) -> Result<Recei
         .set_inference_config(parts.inference.clone())
         .set_tool_config(parts.tool_config.clone())
         .set_guardrail_config(parts.stream_guardrail())
+        .set_additional_model_request_fields(parts.additional_fields.clone())
         .send()
         .await
         .map_err(classify_call)?;
@@ -133,14 +136,26 @@ impl State {
         Ok(())
     }
 
-    /// The event for the caller, if `event` is one: text (or, for structured output, the
-    /// tool input's JSON text), the stop reason, the usage.
+    /// The event for the caller, if `event` is one: reasoning, text (or, for structured
+    /// output, the tool input's JSON text), the stop reason, the usage.
     fn map(&mut self, event: ConverseStreamOutput) -> Option<ModelEvent> {
         match event {
             ConverseStreamOutput::ContentBlockDelta(delta) => match delta.delta {
                 Some(ContentBlockDelta::Text(text)) if !text.is_empty() => {
                     Some(ModelEvent::TextDelta(text))
                 }
+                Some(ContentBlockDelta::ReasoningContent(reasoning)) => match reasoning {
+                    ReasoningContentBlockDelta::Text(text) if !text.is_empty() => {
+                        Some(ModelEvent::ReasoningDelta(text))
+                    }
+                    ReasoningContentBlockDelta::Signature(signature) => {
+                        Some(ModelEvent::ReasoningSignature(signature))
+                    }
+                    ReasoningContentBlockDelta::RedactedContent(data) => Some(
+                        ModelEvent::RedactedReasoning(bytes::Bytes::from(data.into_inner())),
+                    ),
+                    _ => None,
+                },
                 Some(ContentBlockDelta::ToolUse(tool))
                     if self.parts.output_schema.is_some() && !tool.input.is_empty() =>
                 {

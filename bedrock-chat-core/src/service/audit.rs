@@ -54,11 +54,15 @@ pub(crate) enum Outcome<'a> {
         stop_reason: &'a StopReason,
         /// `true` when the exchange was stored already (a retry raced the first send).
         replayed: bool,
+        /// Characters of reasoning the model wrote (its text is never logged).
+        reasoning_chars: usize,
     },
     Failed {
         error: &'a ChatError,
         /// Characters streamed before the failure; they are not stored.
         partial_chars: usize,
+        /// Characters of reasoning streamed before the failure; not stored either.
+        reasoning_chars: usize,
     },
 }
 
@@ -80,6 +84,7 @@ pub(crate) fn model_call(
             usage,
             stop_reason,
             replayed,
+            reasoning_chars,
         } => tracing::info!(
             target: AUDIT_TARGET,
             operation = meta.operation.as_str(),
@@ -97,6 +102,7 @@ pub(crate) fn model_call(
             latency_ms,
             stop_reason = stop_reason.as_str(),
             replayed,
+            reasoning_chars,
             outcome = "ok",
             message,
             "model call"
@@ -104,6 +110,7 @@ pub(crate) fn model_call(
         Outcome::Failed {
             error,
             partial_chars,
+            reasoning_chars,
         } => tracing::warn!(
             target: AUDIT_TARGET,
             operation = meta.operation.as_str(),
@@ -115,6 +122,7 @@ pub(crate) fn model_call(
             model,
             latency_ms,
             partial_chars,
+            reasoning_chars,
             outcome = "error",
             error = %error,
             retryable = error.is_retryable(),

@@ -214,6 +214,33 @@ impl ChatReply {
         &self.answer.content
     }
 
+    /// The model's reasoning before the reply (asked for with
+    /// [`InferenceConfig::reasoning_budget`]): the text of the reply's
+    /// [`Part::Reasoning`] parts, blocks joined by a blank line. `None` when the model did
+    /// not reason (or its reasoning was all redacted).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use bedrock_chat_core::{ChatService, InferenceConfig, OfflineChatModel, SendRequest, UserId};
+    /// use bedrock_chat_store::InMemoryHistoryStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let service = ChatService::builder(
+    ///     Arc::new(OfflineChatModel::new()),
+    ///     Arc::new(InMemoryHistoryStore::new()),
+    /// )
+    /// .build();
+    /// let request = SendRequest::new(UserId::new("ada")?, "Why is the sky blue?")
+    ///     .with_inference(InferenceConfig::new().with_reasoning_budget(1024));
+    /// let reply = service.send(request).await?;
+    /// assert!(reply.reasoning().is_some_and(|r| r.starts_with("Reasoning (offline model)")));
+    /// # Ok(()) }
+    /// ```
+    pub fn reasoning(&self) -> Option<String> {
+        reasoning_text(&self.answer.parts)
+    }
+
     fn from_messages(question: Message, answer: Message, replayed: bool) -> Self {
         let stop_reason = answer
             .metadata
@@ -366,7 +393,7 @@ impl ChatService {
             Err(error) => {
                 let error = ChatError::from(error);
                 self.inner
-                    .audit_failure(&prepared, started.elapsed(), &error, 0);
+                    .audit_failure(&prepared, started.elapsed(), &error, 0, 0);
                 return Err(error);
             }
         };
@@ -374,6 +401,7 @@ impl ChatService {
             .finish(
                 prepared,
                 response.text,
+                response.reasoning,
                 response.usage,
                 response.stop_reason,
                 started.elapsed(),
@@ -402,7 +430,7 @@ impl ChatService {
             Err(error) => {
                 let error = ChatError::from(error);
                 self.inner
-                    .audit_failure(&prepared, started.elapsed(), &error, 0);
+                    .audit_failure(&prepared, started.elapsed(), &error, 0, 0);
                 return Err(error);
             }
         };
@@ -667,6 +695,7 @@ impl Inner {
         latency: Duration,
         error: &ChatError,
         partial_chars: usize,
+        reasoning_chars: usize,
     ) {
         audit::model_call(
             &prepared.meta,
@@ -677,6 +706,7 @@ impl Inner {
             Outcome::Failed {
                 error,
                 partial_chars,
+                reasoning_chars,
             },
         );
     }
@@ -707,11 +737,13 @@ impl Inner {
         }
     }
 
-    /// Stores the exchange and charges its tokens.
+    /// Stores the exchange and charges its tokens. A reply with `reasoning` is stored as
+    /// its reasoning parts, then its text, so that the next turn sends the reasoning back.
     async fn finish(
         &self,
         prepared: Prepared,
         text: String,
+        reasoning: Vec<Part>,
         usage: Usage,
         stop_reason: StopReason,
         latency: Duration,
@@ -728,6 +760,7 @@ impl Inner {
             let outcome = Outcome::Failed {
                 error: &error,
                 partial_chars: 0,
+                reasoning_chars: 0,
             };
             audit::model_call(meta, &model_id, None, Some(uid), latency, outcome);
             error
@@ -748,7 +781,18 @@ impl Inner {
             }
             question = question.with_parts(parts);
         }
-        let answer = NewMessage::assistant(text)
+        let reasoning_chars = reasoning_text(&reasoning).map_or(0, |r| r.chars().count());
+        let answer = if reasoning.is_empty() {
+            NewMessage::assistant(text)
+        } else {
+            let mut parts = reasoning;
+            // Bedrock refuses an empty text block on the next turn.
+            if !text.is_empty() {
+                parts.push(Part::text(text));
+            }
+            NewMessage::assistant(String::new()).with_parts(parts)
+        };
+        let answer = answer
             .with_id(uid.reply_id())
             .replying_to(uid)
             .with_model(model_id.clone())
@@ -781,6 +825,7 @@ impl Inner {
                 usage,
                 stop_reason: &stop_reason,
                 replayed: appended.already_stored,
+                reasoning_chars,
             },
         );
         if !appended.already_stored {
@@ -792,6 +837,21 @@ impl Inner {
         reply.rate_limit = prepared.rate_limit;
         Ok(reply)
     }
+}
+
+/// The text of the [`Part::Reasoning`] parts among `parts`, joined by a blank line; `None`
+/// when there is none.
+pub(crate) fn reasoning_text(parts: &[Part]) -> Option<String> {
+    let mut texts = parts.iter().filter_map(|part| match part {
+        Part::Reasoning { text, .. } => Some(text.as_str()),
+        _ => None,
+    });
+    let mut out = texts.next()?.to_owned();
+    for text in texts {
+        out.push_str("\n\n");
+        out.push_str(text);
+    }
+    Some(out)
 }
 
 pub(super) fn validate_text(

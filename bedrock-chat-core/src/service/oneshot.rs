@@ -332,6 +332,8 @@ impl ChatService {
                         usage: response.usage,
                         stop_reason: &response.stop_reason,
                         replayed: false,
+                        reasoning_chars: super::reasoning_text(&response.reasoning)
+                            .map_or(0, |r| r.chars().count()),
                     },
                 );
                 inner.account(&meta, response.usage).await;
@@ -348,6 +350,7 @@ impl ChatService {
                     Outcome::Failed {
                         error: &error,
                         partial_chars: 0,
+                        reasoning_chars: 0,
                     },
                 );
                 Err(error)

@@ -9,14 +9,19 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
 use super::{ChatReply, Inner, Prepared};
+use crate::context::part_tokens;
 use crate::error::{ChatError, ModelError};
 use crate::ids::{ChatId, MessageId};
 use crate::limiter::Decision;
 use crate::model::{ModelEvent, ModelStream};
+use crate::parts::{Binary, Part};
 use crate::types::Usage;
 
-/// One event of a streamed send: `Started`, any number of `Delta`s, then `Completed` or
-/// `Failed`.
+/// One event of a streamed send: `Started`, the model's reasoning if it reasons (any
+/// number of `Reasoning`s), any number of `Delta`s, then `Completed` or `Failed`.
+///
+/// New kinds of event may be added: a `match` needs a `_` arm, and a host ignores events
+/// it does not know.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum StreamEvent {
@@ -33,6 +38,11 @@ pub enum StreamEvent {
         /// The request limiter's decision, if one was consulted.
         rate_limit: Option<Decision>,
     },
+    /// The next piece of the model's reasoning, before the reply's text (asked for with
+    /// [`InferenceConfig::reasoning_budget`](crate::InferenceConfig::reasoning_budget)).
+    /// Show it apart from the answer; the stored reply keeps it
+    /// ([`ChatReply::reasoning`]).
+    Reasoning(String),
     /// The next piece of the reply.
     Delta(String),
     /// The reply is complete and stored.
@@ -50,20 +60,22 @@ pub struct ChatStream {
 }
 
 impl ChatStream {
-    /// A stream over an exchange stored earlier: its ids, its whole text, done.
+    /// A stream over an exchange stored earlier: its ids, its whole reasoning and text,
+    /// done.
     pub(super) fn replay(reply: ChatReply) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let events = [
-            started(
+            Some(started(
                 &reply.chat_id,
                 &reply.message_uid,
                 &reply.model,
                 reply.rate_limit,
-            ),
-            StreamEvent::Delta(reply.answer.content.clone()),
-            StreamEvent::Completed(Box::new(reply)),
+            )),
+            reply.reasoning().map(StreamEvent::Reasoning),
+            Some(StreamEvent::Delta(reply.answer.content.clone())),
+            Some(StreamEvent::Completed(Box::new(reply))),
         ];
-        for event in events {
+        for event in events.into_iter().flatten() {
             // The receiver is held right here; the send cannot fail.
             let _ = tx.send(event);
         }
@@ -79,7 +91,8 @@ impl ChatStream {
             match event {
                 StreamEvent::Completed(reply) => return Ok(*reply),
                 StreamEvent::Failed(error) => return Err(error),
-                StreamEvent::Started { .. } | StreamEvent::Delta(_) => {}
+                StreamEvent::Started { .. } | StreamEvent::Reasoning(_) | StreamEvent::Delta(_) => {
+                }
             }
         }
         Err(ModelError::model_failure("the generation task ended without a result").into())
@@ -144,6 +157,7 @@ async fn generate(
 ) -> Result<ChatReply, ChatError> {
     let idle = inner.policy.stream_idle_timeout;
     let mut text = String::new();
+    let mut reasoning = Reasoning::default();
     let mut stop_reason = None;
     let mut usage = None;
     let result: Result<(), ModelError> = async {
@@ -161,6 +175,20 @@ async fn generate(
                     text.push_str(&delta);
                     let _ = tx.send(StreamEvent::Delta(delta));
                 }
+                Some(Ok(ModelEvent::ReasoningDelta(delta))) => {
+                    reasoning.text.push_str(&delta);
+                    reasoning.chars += delta.chars().count();
+                    let _ = tx.send(StreamEvent::Reasoning(delta));
+                }
+                Some(Ok(ModelEvent::ReasoningSignature(signature))) => {
+                    reasoning.close(Some(signature));
+                }
+                Some(Ok(ModelEvent::RedactedReasoning(data))) => {
+                    reasoning.close(None);
+                    reasoning.parts.push(Part::RedactedReasoning {
+                        data: Binary::Bytes(data),
+                    });
+                }
                 Some(Ok(ModelEvent::Stop(reason))) => stop_reason = Some(reason),
                 Some(Ok(ModelEvent::Usage(u))) => usage = Some(u),
             }
@@ -170,24 +198,69 @@ async fn generate(
 
     let stop_reason = match (result, stop_reason) {
         (Ok(()), Some(reason)) => reason,
-        (Err(error), _) => return Err(failed(inner, &prepared, &text, started_at, error)),
+        (Err(error), _) => {
+            return Err(failed(
+                inner, &prepared, &text, &reasoning, started_at, error,
+            ))
+        }
         (Ok(()), None) => {
             let error =
                 ModelError::model_failure("the reply stream ended before the model finished");
-            return Err(failed(inner, &prepared, &text, started_at, error));
+            return Err(failed(
+                inner, &prepared, &text, &reasoning, started_at, error,
+            ));
         }
     };
-    let usage = usage.unwrap_or_else(|| estimated_usage(inner, &prepared, &text));
+    let reasoning = reasoning.into_parts();
+    let usage = usage.unwrap_or_else(|| estimated_usage(inner, &prepared, &text, &reasoning));
     inner
-        .finish(prepared, text, usage, stop_reason, started_at.elapsed())
+        .finish(
+            prepared,
+            text,
+            reasoning,
+            usage,
+            stop_reason,
+            started_at.elapsed(),
+        )
         .await
 }
 
-/// Audits a failed generation; the partial text is dropped, never stored.
+/// The reasoning of a streamed reply, gathered into parts as its blocks close.
+#[derive(Default)]
+struct Reasoning {
+    /// Closed blocks, in order.
+    parts: Vec<Part>,
+    /// The text of the block being streamed.
+    text: String,
+    /// Characters of reasoning text streamed, for the audit.
+    chars: usize,
+}
+
+impl Reasoning {
+    /// Ends the block being streamed, if any text came, with its signature.
+    fn close(&mut self, signature: Option<String>) {
+        if self.text.is_empty() && signature.is_none() {
+            return;
+        }
+        self.parts.push(Part::Reasoning {
+            text: std::mem::take(&mut self.text),
+            signature,
+        });
+    }
+
+    /// The parts, the block still open (a model that streamed no signature) included.
+    fn into_parts(mut self) -> Vec<Part> {
+        self.close(None);
+        self.parts
+    }
+}
+
+/// Audits a failed generation; the partial text and reasoning are dropped, never stored.
 fn failed(
     inner: &Inner,
     prepared: &Prepared,
     partial: &str,
+    reasoning: &Reasoning,
     started_at: Instant,
     error: ModelError,
 ) -> ChatError {
@@ -197,14 +270,20 @@ fn failed(
         started_at.elapsed(),
         &error,
         partial.chars().count(),
+        reasoning.chars,
     );
     error
 }
 
-/// Usage for a model that streamed no usage figures: estimated, so budgets still count.
-fn estimated_usage(inner: &Inner, prepared: &Prepared, reply: &str) -> Usage {
+/// Usage for a model that streamed no usage figures: estimated, reasoning included, so
+/// budgets still count.
+fn estimated_usage(inner: &Inner, prepared: &Prepared, reply: &str, reasoning: &[Part]) -> Usage {
+    let reasoning: u64 = reasoning
+        .iter()
+        .map(|part| part_tokens(inner.estimator.as_ref(), part))
+        .sum();
     Usage::new(
         prepared.estimated_input_tokens,
-        inner.estimator.estimate(reply),
+        inner.estimator.estimate(reply) + reasoning,
     )
 }

@@ -25,6 +25,7 @@ fn model_answering(text: &'static str) -> MockChatModel {
         .return_const("mock-model".to_owned());
     model.expect_converse().returning(move |_| {
         Ok(ModelResponse {
+            reasoning: Vec::new(),
             text: text.into(),
             structured: None,
             usage: Usage::new(7, 3),
@@ -333,6 +334,7 @@ async fn the_model_gets_history_prompt_and_merged_settings() {
     model.expect_converse().times(2).returning(move |request| {
         recorder.lock().unwrap().push(request);
         Ok(ModelResponse {
+            reasoning: Vec::new(),
             text: "ok".into(),
             structured: None,
             usage: Usage::new(1, 1),
