@@ -39,14 +39,15 @@ fn turn(i: usize) -> (String, String) {
 }
 
 /// Runs the conversation and returns each turn's usage.
-async fn conversation(caching: bool) -> Vec<Usage> {
+async fn conversation(caching: bool, stride: u32) -> Vec<Usage> {
     let fake = FakeBedrock::start().await.expect("the fake starts");
     let model = fake.chat_model(BedrockConfig::new(MODEL));
     let service = ChatService::builder(Arc::new(model), Arc::new(InMemoryHistoryStore::new()))
         .policy(
             ChatPolicy::default()
                 .with_system_prompt(system_prompt())
-                .with_prompt_caching(caching),
+                .with_prompt_caching(caching)
+                .with_context_stride(stride),
         )
         .build();
     let user = UserId::new("bench").expect("a user id");
@@ -68,30 +69,36 @@ async fn conversation(caching: bool) -> Vec<Usage> {
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let with = runtime.block_on(conversation(true));
-    let without = runtime.block_on(conversation(false));
+    let with = runtime.block_on(conversation(true, 1));
+    let strided = runtime.block_on(conversation(true, 10));
+    let without = runtime.block_on(conversation(false, 1));
 
     println!(
-        "| turn | uncached input | cache write | cache read | billed, cached | billed, no cache |"
+        "| turn | cache write | cache read | billed, cached | cache write, stride 10 | \
+         cache read, stride 10 | billed, cached, stride 10 | billed, no cache |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
-    for (i, (w, n)) in with.iter().zip(&without).enumerate() {
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (i, ((w, s), n)) in with.iter().zip(&strided).zip(&without).enumerate() {
         println!(
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             i + 1,
-            w.input_tokens,
             w.cache_write_tokens,
             w.cache_read_tokens,
             billed_input(w),
+            s.cache_write_tokens,
+            s.cache_read_tokens,
+            billed_input(s),
             billed_input(n),
         );
     }
     let total = |usages: &[Usage]| usages.iter().map(billed_input).sum::<u64>();
-    let (cached, uncached) = (total(&with), total(&without));
+    let (cached, strided, uncached) = (total(&with), total(&strided), total(&without));
     println!(
         "\nInput tokens billed over {TURNS} turns (cache writes at 1.25x, reads at 0.1x): \
-         {cached} with caching, {uncached} without: {:.2}x.",
-        cached as f64 / uncached as f64
+         {cached} with caching ({:.2}x), {strided} with caching and a context stride of 10 \
+         ({:.2}x), {uncached} without.",
+        cached as f64 / uncached as f64,
+        strided as f64 / uncached as f64
     );
 }
 

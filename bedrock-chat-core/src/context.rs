@@ -142,6 +142,42 @@ pub struct ContextWindow {
     pub estimated_tokens: u64,
 }
 
+/// Drops the oldest of `history` (a conversation's newest messages, oldest first) so that
+/// the window's start moves in steps of `stride` messages rather than one exchange a turn:
+/// the messages kept are those after the last multiple of `stride` at or past
+/// `newest seq - max_messages`. With `stride` 1 (or 0) nothing is dropped.
+///
+/// A window that slides by one exchange a turn changes its oldest message every turn, so
+/// a cached prompt prefix never matches twice; one that moves in strides keeps the same
+/// start for `stride / 2` turns, and the prompt cache serves the history in between. The
+/// window then holds from `max_messages - stride + 1` to `max_messages` messages.
+///
+/// ```
+/// use bedrock_chat_core::context::align_window;
+/// # use bedrock_chat_core::{ChatId, Message, MessageId, Metadata, Role};
+/// # fn msg(seq: u64) -> Message {
+/// #     let now = chrono::Utc::now();
+/// #     Message { id: MessageId::new(), chat_id: ChatId::new(), seq, role: Role::User,
+/// #         content: String::new(), parts: vec![], reply_to: None, model: None, usage: None,
+/// #         metadata: Metadata::new(), created_at: now, updated_at: now }
+/// # }
+/// // Messages 13..=32 (a 20-message window), stride 10: the window starts after 20.
+/// let mut history: Vec<Message> = (13..=32).map(msg).collect();
+/// align_window(&mut history, 20, 10);
+/// assert_eq!(history.first().map(|m| m.seq), Some(21));
+/// ```
+pub fn align_window(history: &mut Vec<Message>, max_messages: usize, stride: u32) {
+    let stride = u64::from(stride);
+    let Some(newest) = history.last().map(|m| m.seq) else {
+        return;
+    };
+    if stride <= 1 {
+        return;
+    }
+    let cutoff = newest.saturating_sub(max_messages as u64).div_ceil(stride) * stride;
+    history.retain(|m| m.seq > cutoff);
+}
+
 /// Builds the turns to send: as many of the newest `history` messages as fit in
 /// `max_messages` and `max_tokens` (the new message always goes), then `new_message`.
 ///
@@ -291,6 +327,35 @@ mod tests {
         let tiny = build_context(history, ModelMessage::user("n".repeat(4000)), 10, 5, &est);
         assert_eq!(tiny.messages.len(), 1);
         assert_eq!(tiny.estimated_tokens, 1004);
+    }
+
+    #[test]
+    fn a_strided_window_keeps_its_start_for_several_turns() {
+        let conversation = |newest: u64| -> Vec<Message> {
+            (newest.saturating_sub(19).max(1)..=newest)
+                .map(|seq| {
+                    let role = if seq % 2 == 1 {
+                        Role::User
+                    } else {
+                        Role::Assistant
+                    };
+                    msg(seq, role, "m")
+                })
+                .collect()
+        };
+        let starts: Vec<u64> = [20, 22, 24, 26, 28, 30, 32]
+            .iter()
+            .map(|&newest| {
+                let mut history = conversation(newest);
+                align_window(&mut history, 20, 10);
+                history[0].seq
+            })
+            .collect();
+        // Not full yet, then a start that moves every five turns, on a user message.
+        assert_eq!(starts, [1, 11, 11, 11, 11, 11, 21]);
+        let mut unchanged = conversation(32);
+        align_window(&mut unchanged, 20, 1);
+        assert_eq!(unchanged.len(), 20);
     }
 
     #[test]

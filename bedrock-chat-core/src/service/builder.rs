@@ -20,6 +20,13 @@ pub struct ChatPolicy {
     pub context_messages: u32,
     /// At most this many estimated tokens of history and new message go to the model.
     pub context_tokens: u64,
+    /// The context window's start moves in steps of this many messages (1: by one message,
+    /// the newest `context_messages` always go). A stride keeps the history's cached prompt
+    /// prefix the same for `stride / 2` turns of a long conversation, at the price of a
+    /// window of `context_messages - stride + 1` messages at times; see
+    /// [`align_window`](crate::context::align_window). Use an even stride, so that a window
+    /// starts with a question.
+    pub context_stride: u32,
     /// The longest message accepted, in characters.
     pub max_message_chars: usize,
     /// The longest system prompt accepted, in characters.
@@ -52,6 +59,7 @@ impl Default for ChatPolicy {
         Self {
             context_messages: 20,
             context_tokens: 12_000,
+            context_stride: 1,
             max_message_chars: 100_000,
             max_system_prompt_chars: 20_000,
             inference: InferenceConfig::default(),
@@ -72,6 +80,12 @@ impl ChatPolicy {
     pub fn with_context_window(mut self, messages: u32, tokens: u64) -> Self {
         self.context_messages = messages;
         self.context_tokens = tokens;
+        self
+    }
+
+    /// Sets the context window's stride (see [`context_stride`](Self::context_stride)).
+    pub fn with_context_stride(mut self, messages: u32) -> Self {
+        self.context_stride = messages.max(1);
         self
     }
 

@@ -21,7 +21,7 @@ pub use stream::{ChatStream, StreamEvent};
 use audit::{CallMeta, Operation, Outcome};
 
 use crate::blob::{self, BlobStore};
-use crate::context::{build_context, TokenEstimator};
+use crate::context::{align_window, build_context, TokenEstimator};
 use crate::error::{ChatError, InvalidInput, StoreError};
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::limiter::{Decision, RateLimiter};
@@ -571,6 +571,12 @@ impl ChatService {
             }
         };
 
+        let mut history = history;
+        align_window(
+            &mut history,
+            policy.context_messages as usize,
+            policy.context_stride,
+        );
         let mut context = build_context(
             history,
             request.model_turn(),
