@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::error::{InvalidInput, StoreError};
 use crate::ids::{ChatId, UserId};
+use crate::parts::describe;
 use crate::store::{Cursor, HistoryStore, ListOptions, Page, MAX_PAGE_LIMIT};
 use crate::types::{Conversation, Message, Role};
 
@@ -59,6 +60,11 @@ impl std::str::FromStr for ExportFormat {
 
 /// A conversation's export, in pieces of text to write out in order.
 pub type ExportStream<'a> = BoxStream<'a, Result<String, StoreError>>;
+
+/// How a JSON export writes one message (see
+/// [`HistoryStoreExt::export_conversation_with`]).
+pub type MessageJson =
+    dyn Fn(&Message) -> Result<serde_json::Value, serde_json::Error> + Send + Sync;
 
 /// Operations every [`HistoryStore`] gets for free.
 #[async_trait]
@@ -149,6 +155,24 @@ pub trait HistoryStoreExt: HistoryStore {
         chat_id: ChatId,
         format: ExportFormat,
     ) -> Result<ExportStream<'a>, StoreError> {
+        self.export_conversation_with(user, chat_id, format, &|m| serde_json::to_value(m))
+            .await
+    }
+
+    /// [`export_conversation`](Self::export_conversation) with each message of a JSON
+    /// export written as `message_json` gives it: a host shows attachments its own way (a
+    /// download address instead of the bytes, say). Markdown exports are the same either
+    /// way.
+    ///
+    /// # Errors
+    /// As [`export_conversation`](Self::export_conversation).
+    async fn export_conversation_with<'a>(
+        &'a self,
+        user: &'a UserId,
+        chat_id: ChatId,
+        format: ExportFormat,
+        message_json: &'a MessageJson,
+    ) -> Result<ExportStream<'a>, StoreError> {
         let conversation = self.get_conversation(user, chat_id).await?;
         let head = match format {
             ExportFormat::Json => json_head(&conversation)?,
@@ -169,7 +193,8 @@ pub trait HistoryStoreExt: HistoryStore {
                             if !first {
                                 out.push(',');
                             }
-                            out.push_str(&json_message(message)?);
+                            let value = message_json(message).map_err(encoding_failed)?;
+                            out.push_str(&value.to_string());
                         }
                         ExportFormat::Markdown => markdown_message(&mut out, message),
                     }
@@ -209,10 +234,6 @@ fn json_head(conversation: &Conversation) -> Result<String, StoreError> {
     Ok(format!("{{\"conversation\":{conversation},\"messages\":["))
 }
 
-fn json_message(message: &Message) -> Result<String, StoreError> {
-    serde_json::to_string(message).map_err(encoding_failed)
-}
-
 fn markdown_head(conversation: &Conversation) -> String {
     let mut out = format!("# {}\n\n", one_line(&conversation.title));
     out.push_str(&format!(
@@ -243,6 +264,15 @@ fn markdown_message(out: &mut String, message: &Message) {
     out.push_str(&message.content);
     if !message.content.ends_with('\n') {
         out.push('\n');
+    }
+    let mut attachments = message.parts.iter().filter_map(describe).peekable();
+    if attachments.peek().is_some() {
+        out.push_str("\n**Attachments**\n\n");
+        for line in attachments {
+            out.push_str("- ");
+            out.push_str(&line);
+            out.push('\n');
+        }
     }
 }
 

@@ -181,6 +181,27 @@ pub fn text_of(parts: &[Part]) -> String {
     out
 }
 
+/// An attachment in a line, for transcripts and terminals: `image (png, 1234 bytes)`,
+/// `document “notes” (md, 56 bytes)`; `None` for other parts.
+///
+/// ```
+/// use bedrock_chat_core::parts::{describe, DocumentFormat, Part};
+/// let notes = Part::document(DocumentFormat::Md, "notes", b"# hi".to_vec());
+/// assert_eq!(describe(&notes).as_deref(), Some("document “notes” (md, 4 bytes)"));
+/// assert_eq!(describe(&Part::text("hi")), None);
+/// ```
+pub fn describe(part: &Part) -> Option<String> {
+    let size = part.binary().map_or(0, Binary::len);
+    match part {
+        Part::Image { format, .. } => Some(format!("image ({format}, {size} bytes)")),
+        Part::Document { format, name, .. } => Some(format!(
+            "document “{}” ({format}, {size} bytes)",
+            name.replace(['\r', '\n'], " ")
+        )),
+        _ => None,
+    }
+}
+
 /// `parts` with its text replaced by `text`, for an edit of a message that has parts: the
 /// first text part takes the new text (or it is added at the end when there is none) and
 /// the other text parts go; images, documents and the rest stay where they were.

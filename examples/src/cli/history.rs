@@ -204,7 +204,7 @@ pub fn print_message(out: &mut impl Write, message: &Message, paint: Paint) -> s
     };
     writeln!(out, "{} {}", who, paint.dim(&format!("· {when}")))?;
     writeln!(out, "{}", message.content.trim_end_matches('\n'))?;
-    for line in message.parts.iter().filter_map(crate::export::describe) {
+    for line in message.parts.iter().filter_map(bedrock_chat_core::parts::describe) {
         writeln!(out, "{}", paint.dim(&format!("[attached: {line}]")))?;
     }
     Ok(())

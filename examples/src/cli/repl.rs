@@ -337,14 +337,14 @@ impl Session<'_> {
                     .note("nothing attached; /attach PATH attaches a file to your next message");
             }
             for (path, part) in &self.attached {
-                let what = crate::export::describe(part).unwrap_or_default();
+                let what = bedrock_chat_core::parts::describe(part).unwrap_or_default();
                 self.terminal.note(&format!("{} · {what}", path.display()));
             }
             return Ok(());
         }
         let path = PathBuf::from(path);
         let part = super::attach::read(&path)?;
-        let what = crate::export::describe(&part).unwrap_or_default();
+        let what = bedrock_chat_core::parts::describe(&part).unwrap_or_default();
         self.attached.push((path, part));
         self.terminal.note(&format!(
             "attached {what}; {} go with your next message (/detach drops them)",
