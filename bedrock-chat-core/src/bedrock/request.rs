@@ -462,6 +462,115 @@ mod tests {
         }
     }
 
+    fn with_inference(inference: InferenceConfig) -> ModelRequest {
+        ModelRequest::new([ModelMessage::user("hi")]).with_inference(inference)
+    }
+
+    #[test]
+    fn a_reasoning_budget_becomes_anthropic_thinking() {
+        let inference = InferenceConfig::new()
+            .with_max_tokens(4096)
+            .with_reasoning_budget(2048);
+        let parts = ConverseParts::new(with_inference(inference.clone()), false, true).unwrap();
+        assert_eq!(
+            parts.additional_fields,
+            Some(to_document(
+                &json!({"thinking": {"type": "enabled", "budget_tokens": 2048}})
+            ))
+        );
+        assert_eq!(parts.inference.unwrap().max_tokens, Some(4096));
+        // A model that does not take thinking gets no field, whatever the budget.
+        let other = ConverseParts::new(
+            with_inference(inference.with_temperature(0.5)),
+            false,
+            false,
+        )
+        .unwrap();
+        assert!(other.additional_fields.is_none());
+        // A budget alone sets no inferenceConfig, and no budget sends no field.
+        let alone = InferenceConfig::new().with_reasoning_budget(1024);
+        assert!(inference_config(&alone).is_none());
+        let none = ConverseParts::new(with_inference(InferenceConfig::new()), false, true);
+        assert!(none.unwrap().additional_fields.is_none());
+    }
+
+    #[test]
+    fn a_reasoning_budget_that_breaks_bedrocks_rules_is_refused_naming_the_field() {
+        let budget = |n| InferenceConfig::new().with_reasoning_budget(n);
+        let schema = OutputSchema {
+            name: "persona".into(),
+            description: "A persona".into(),
+            schema: json!({"type": "object"}),
+        };
+        let cases = [
+            (
+                with_inference(budget(1023)),
+                "inference.reasoning_budget is 1023",
+            ),
+            (
+                with_inference(budget(2048).with_max_tokens(2048)),
+                "inference.max_tokens (2048)",
+            ),
+            (
+                with_inference(budget(1024).with_temperature(1.0)),
+                "inference.temperature",
+            ),
+            (
+                with_inference(budget(1024).with_top_p(0.5)),
+                "inference.top_p",
+            ),
+            (
+                with_inference(budget(1024)).with_output_schema(schema),
+                "structured output (persona)",
+            ),
+        ];
+        for (request, expected) in cases {
+            match ConverseParts::new(request.clone(), false, true) {
+                Err(ModelError::InvalidRequest { message, .. }) => {
+                    assert!(message.contains(expected), "{expected}: {message}")
+                }
+                other => panic!("{request:?}: unexpected {other:?}"),
+            }
+        }
+        let fine = budget(1024).with_max_tokens(1025);
+        assert!(ConverseParts::new(with_inference(fine), false, true).is_ok());
+    }
+
+    #[test]
+    fn reasoning_parts_go_back_with_their_signature() {
+        let parts = ConverseParts::new(
+            ModelRequest::new([
+                ModelMessage::user("q"),
+                ModelMessage::assistant("").with_parts(vec![
+                    Part::Reasoning {
+                        text: "hmm".into(),
+                        signature: Some("sig".into()),
+                    },
+                    Part::RedactedReasoning {
+                        data: Binary::Bytes(b"x".to_vec().into()),
+                    },
+                    Part::text("a"),
+                ]),
+                ModelMessage::user("q2"),
+            ]),
+            false,
+            false,
+        )
+        .unwrap();
+        match parts.messages[1].content.as_slice() {
+            [ContentBlock::ReasoningContent(ReasoningContentBlock::ReasoningText(text)), ContentBlock::ReasoningContent(ReasoningContentBlock::RedactedContent(data)), ContentBlock::Text(a)] =>
+            {
+                assert_eq!(
+                    (text.text.as_str(), text.signature.as_deref()),
+                    ("hmm", Some("sig"))
+                );
+                assert_eq!(data.as_ref(), b"x");
+                assert_eq!(a, "a");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
     #[test]
     fn an_output_schema_forces_its_tool() {
         let parts = ConverseParts::new(

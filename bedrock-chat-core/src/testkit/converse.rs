@@ -2,6 +2,7 @@
 //! plain answer and the ConverseStream events.
 
 use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -95,6 +96,7 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
                 ask.cache_points.push(prefix.cache_point(&ask));
                 continue;
             }
+            check_reasoning_block(block, i, j)?;
             if let Some(part) = attachment(block, i, j)? {
                 ask.attachment_tokens += part_tokens(&CharRatioEstimator::default(), &part);
                 attachments.push((i, j, part));
@@ -139,6 +141,105 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
         return Err("Input is too long for requested model.".into());
     }
     Ok(ask)
+}
+
+/// A reasoning block sent back must be as the model gave it: a reasoning text with its
+/// signature (Bedrock refuses unsigned reasoning), or redacted content.
+fn check_reasoning_block(block: &Value, i: usize, j: usize) -> Result<(), String> {
+    let Some(reasoning) = block.get("reasoningContent") else {
+        return Ok(());
+    };
+    if let Some(text) = reasoning.get("reasoningText") {
+        let signed = text
+            .get("signature")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty());
+        if !signed {
+            return Err(format!(
+                "messages.{i}.content.{j}.reasoningContent.reasoningText.signature: Field \
+                 required. Send reasoning back with the signature the model returned."
+            ));
+        }
+    } else if reasoning.get("redactedContent").is_none() {
+        return Err(format!(
+            "The reasoningContent at messages.{i}.content.{j} holds neither reasoningText nor \
+             redactedContent."
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `model_id` (perhaps behind a cross-region profile prefix) takes extended
+/// thinking: Anthropic Claude 3.7 Sonnet and the Claude 4 family.
+fn thinks(model_id: &str) -> bool {
+    const FAMILIES: &[&str] = &[
+        "anthropic.claude-3-7-sonnet",
+        "anthropic.claude-sonnet-4",
+        "anthropic.claude-opus-4",
+        "anthropic.claude-haiku-4",
+    ];
+    let id = ["us.", "eu.", "apac.", "global.", "us-gov."]
+        .iter()
+        .find_map(|prefix| model_id.strip_prefix(prefix))
+        .unwrap_or(model_id);
+    FAMILIES.iter().any(|family| id.starts_with(family))
+}
+
+/// Reads `additionalModelRequestFields.thinking` into `ask` and checks it as Bedrock does:
+/// a model that thinks, a budget of at least 1,024 tokens and under `maxTokens`, no
+/// temperature or top-p, no forced tool.
+///
+/// # Errors
+/// The `ValidationException` message.
+pub(crate) fn read_thinking(body: &Value, model_id: &str, ask: &mut Ask) -> Result<(), String> {
+    let Some(thinking) = body.pointer("/additionalModelRequestFields/thinking") else {
+        return Ok(());
+    };
+    if thinking.get("type").and_then(Value::as_str) != Some("enabled") {
+        return Ok(());
+    }
+    if !thinks(model_id) {
+        return Err(format!(
+            "The model {model_id} does not support extended thinking: \
+             additionalModelRequestFields.thinking is not permitted."
+        ));
+    }
+    let budget = thinking
+        .get("budget_tokens")
+        .and_then(Value::as_u64)
+        .ok_or("thinking.enabled.budget_tokens: Field required")?;
+    if budget < 1024 {
+        return Err(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024".into(),
+        );
+    }
+    if let Some(max_tokens) = ask.max_tokens.filter(|&max| max <= budget) {
+        return Err(format!(
+            "`max_tokens` ({max_tokens}) must be greater than `thinking.budget_tokens` \
+             ({budget}). Please consult our documentation at \
+             https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size"
+        ));
+    }
+    let inference = body.get("inferenceConfig");
+    if inference.and_then(|i| i.get("temperature")).is_some() {
+        return Err(
+            "`temperature` may only be set to 1 when thinking is enabled. Please consult our \
+             documentation at https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking"
+                .into(),
+        );
+    }
+    if inference.and_then(|i| i.get("topP")).is_some() {
+        return Err(
+            "`top_p` must be unset when thinking is enabled. Please consult our documentation \
+             at https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking"
+                .into(),
+        );
+    }
+    if ask.forced_tool.is_some() {
+        return Err("Thinking may not be enabled when tool_choice forces tool use.".into());
+    }
+    ask.reasoning_budget = Some(budget);
+    Ok(())
 }
 
 /// The prompt so far, hashed block by block: the keys of cache points and of the block
@@ -338,7 +439,7 @@ fn latency_ms(plan: &Plan) -> u64 {
     u64::try_from(plan.duration().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The Converse answer's JSON.
+/// The Converse answer's JSON: the reasoning block, if any, then the answer's block.
 pub(crate) fn answer(plan: &Plan) -> Value {
     let block = match &plan.content {
         Content::Text { .. } => json!({ "text": plan.text() }),
@@ -346,43 +447,83 @@ pub(crate) fn answer(plan: &Plan) -> Value {
             "toolUse": { "toolUseId": tool_use_id(), "name": name, "input": input }
         }),
     };
+    let content: Vec<Value> = plan
+        .reasoning
+        .iter()
+        .map(|r| {
+            json!({ "reasoningContent": {
+                "reasoningText": { "text": r.text(), "signature": r.signature }
+            }})
+        })
+        .chain([block])
+        .collect();
     json!({
-        "output": { "message": { "role": "assistant", "content": [block] } },
+        "output": { "message": { "role": "assistant", "content": content } },
         "stopReason": plan.stop_reason,
         "usage": usage_json(plan),
         "metrics": { "latencyMs": latency_ms(plan) },
     })
 }
 
-/// The ConverseStream events: `messageStart`, (`contentBlockStart` for a tool call),
+/// Frames sent as one piece of a stream (event-stream frames delimit themselves).
+fn joined(frames: impl IntoIterator<Item = Option<Bytes>>) -> Bytes {
+    let mut out = BytesMut::new();
+    for frame in frames.into_iter().flatten() {
+        out.extend_from_slice(&frame);
+    }
+    out.freeze()
+}
+
+/// The ConverseStream events: `messageStart`; with reasoning, its `contentBlockDelta`s
+/// (`reasoningContent.text`) at block 0, one with its `reasoningContent.signature`, and
+/// its `contentBlockStop`; (`contentBlockStart` for a tool call); the answer's
 /// `contentBlockDelta`s, `contentBlockStop`, `messageStop`, `metadata`.
 pub(crate) fn stream_frames(plan: &Plan) -> Frames {
-    let mut start = vec![event_frame("messageStart", &json!({ "role": "assistant" }))];
-    if let Content::ToolUse { name, .. } = &plan.content {
-        start.push(event_frame(
-            "contentBlockStart",
-            &json!({
-                "contentBlockIndex": 0,
-                "start": { "toolUse": { "toolUseId": tool_use_id(), "name": name } }
-            }),
-        ));
+    let start = vec![event_frame("messageStart", &json!({ "role": "assistant" }))];
+    let delta_frame = |index: usize, delta: Value| {
+        event_frame(
+            "contentBlockDelta",
+            &json!({ "contentBlockIndex": index, "delta": delta }),
+        )
+    };
+    let mut deltas = Vec::new();
+    if let Some(reasoning) = &plan.reasoning {
+        let last = reasoning.deltas.len().saturating_sub(1);
+        for (k, piece) in reasoning.deltas.iter().enumerate() {
+            let text = delta_frame(0, json!({ "reasoningContent": { "text": piece } }));
+            deltas.push(if k == last {
+                // The signature and the end of the block come with the last piece.
+                let signature = json!({ "reasoningContent": { "signature": reasoning.signature } });
+                joined([
+                    text,
+                    delta_frame(0, signature),
+                    event_frame("contentBlockStop", &json!({ "contentBlockIndex": 0 })),
+                ])
+            } else {
+                joined([text])
+            });
+        }
     }
-    let deltas = plan
-        .deltas()
-        .iter()
-        .map(|piece| {
-            let delta = match &plan.content {
-                Content::Text { .. } => json!({ "text": piece }),
-                Content::ToolUse { .. } => json!({ "toolUse": { "input": piece } }),
-            };
-            event_frame(
-                "contentBlockDelta",
-                &json!({ "contentBlockIndex": 0, "delta": delta }),
-            )
-        })
-        .collect::<Vec<_>>();
+    let index = usize::from(plan.reasoning.is_some());
+    for (k, piece) in plan.deltas().iter().enumerate() {
+        let frame = match &plan.content {
+            Content::Text { .. } => delta_frame(index, json!({ "text": piece })),
+            Content::ToolUse { .. } => delta_frame(index, json!({ "toolUse": { "input": piece } })),
+        };
+        let block_start = match &plan.content {
+            Content::ToolUse { name, .. } if k == 0 => event_frame(
+                "contentBlockStart",
+                &json!({
+                    "contentBlockIndex": index,
+                    "start": { "toolUse": { "toolUseId": tool_use_id(), "name": name } }
+                }),
+            ),
+            _ => None,
+        };
+        deltas.push(joined([block_start, frame]));
+    }
     let end = vec![
-        event_frame("contentBlockStop", &json!({ "contentBlockIndex": 0 })),
+        event_frame("contentBlockStop", &json!({ "contentBlockIndex": index })),
         event_frame("messageStop", &json!({ "stopReason": plan.stop_reason })),
         event_frame(
             "metadata",
@@ -394,7 +535,7 @@ pub(crate) fn stream_frames(plan: &Plan) -> Frames {
     ];
     Frames {
         start: start.into_iter().flatten().collect(),
-        deltas: deltas.into_iter().flatten().collect(),
+        deltas,
         end: end.into_iter().flatten().collect(),
     }
 }

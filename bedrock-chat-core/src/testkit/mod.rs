@@ -13,6 +13,20 @@
 //! documents count as input tokens by Bedrock's published estimates, and cache points
 //! are accounted as Bedrock reports them ([`set_cache_min_tokens`](FakeBedrock::set_cache_min_tokens)).
 //!
+//! Reasoning: a Converse request with `additionalModelRequestFields.thinking.type ==
+//! "enabled"` is checked as Bedrock checks it (a Claude 3.7 / 4 model, else "does not
+//! support extended thinking"; `budget_tokens` at least 1,024 and under `maxTokens`; no
+//! `temperature` or `topP`; no forced tool), then answered with its reasoning first,
+//! "Thinking about: <last user text>" unless a reply scripts its own
+//! ([`FakeReply::with_reasoning`]): Converse puts a `reasoningContent.reasoningText`
+//! block (text and a deterministic signature) before the answer's block; ConverseStream
+//! sends `contentBlockDelta`s of `reasoningContent.text` a word at a time at block 0, one
+//! `reasoningContent.signature` and `contentBlockStop`, then the answer at block 1.
+//! Reasoning pieces count as deltas for stream faults, and reasoning tokens as output
+//! tokens. A request whose history carries a `reasoningText` without its signature is
+//! refused, as Bedrock refuses unsigned reasoning sent back. (The InvokeModel paths do not
+//! reason.)
+//!
 //! By default it echoes the last user message, a word per delta; a request that forces a
 //! tool (`toolChoice.tool`, or Anthropic's `tool_choice`) gets a call of that tool with input
 //! generated to validate against its JSON schema (required fields, types, enums, nested

@@ -26,6 +26,8 @@ pub(crate) struct Ask {
     pub(crate) attachment_tokens: u64,
     /// The request's cache points, in prompt order (system first).
     pub(crate) cache_points: Vec<CachePoint>,
+    /// The reasoning budget, when the request turns extended thinking on.
+    pub(crate) reasoning_budget: Option<u64>,
 }
 
 /// A cache point of a request: the prefix before it, hashed, and its tokens.
@@ -113,9 +115,41 @@ pub(crate) enum Content {
     },
 }
 
+/// Reasoning before the answer: its pieces and its signature.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Reasoning {
+    pub(crate) deltas: Vec<String>,
+    pub(crate) signature: String,
+}
+
+impl Reasoning {
+    /// `text` a word per delta, signed.
+    fn of(text: &str) -> Self {
+        Self {
+            deltas: words(text),
+            signature: signature_of(text),
+        }
+    }
+
+    /// The whole reasoning text.
+    pub(crate) fn text(&self) -> String {
+        self.deltas.concat()
+    }
+}
+
+/// The fake's signature of reasoning `text`: deterministic, opaque, base64 as Bedrock's.
+pub(crate) fn signature_of(text: &str) -> String {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("FakeBedrock reasoning\n{text}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
 /// The whole answer.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Plan {
+    /// Reasoning before the content (Converse only).
+    pub(crate) reasoning: Option<Reasoning>,
     pub(crate) content: Content,
     pub(crate) stop_reason: String,
     pub(crate) usage: Usage,
@@ -164,8 +198,18 @@ impl Plan {
         Self::from_reply(reply, ask, timing)
     }
 
-    /// A scripted answer to `ask`.
+    /// A scripted answer to `ask`. It reasons first when the reply scripts reasoning, or
+    /// else when the request turns thinking on ("Thinking about: <last user text>").
     pub(crate) fn from_reply(reply: FakeReply, ask: &Ask, timing: Timing) -> Self {
+        let reasoning = reply
+            .reasoning
+            .clone()
+            .or_else(|| {
+                ask.reasoning_budget
+                    .map(|_| format!("Thinking about: {}", ask.last_user_text))
+            })
+            .map(|text| Reasoning::of(&text));
+        let reasoning_chars = reasoning.as_ref().map_or(0, |r| r.text().chars().count());
         let (content, default_stop, output_chars) = match reply.content {
             FakeContent::Text(text) => {
                 let deltas = reply.deltas.unwrap_or_else(|| words(&text));
@@ -189,11 +233,15 @@ impl Plan {
             }
         };
         Self {
+            reasoning,
             content,
             stop_reason: reply.stop_reason.unwrap_or_else(|| default_stop.to_owned()),
-            usage: reply
-                .usage
-                .unwrap_or_else(|| Usage::new(ask.input_tokens().max(1), tokens_for(output_chars))),
+            usage: reply.usage.unwrap_or_else(|| {
+                Usage::new(
+                    ask.input_tokens().max(1),
+                    tokens_for(output_chars + reasoning_chars),
+                )
+            }),
             time_to_first_token: reply
                 .time_to_first_token
                 .unwrap_or(timing.time_to_first_token),
@@ -219,7 +267,9 @@ impl Plan {
 
     /// How long generating the whole answer takes.
     pub(crate) fn duration(&self) -> Duration {
-        let gaps = u32::try_from(self.deltas().len().saturating_sub(1)).unwrap_or(u32::MAX);
+        let reasoning = self.reasoning.as_ref().map_or(0, |r| r.deltas.len());
+        let pieces = self.deltas().len() + reasoning;
+        let gaps = u32::try_from(pieces.saturating_sub(1)).unwrap_or(u32::MAX);
         self.time_to_first_token
             .saturating_add(self.delta_delay.saturating_mul(gaps))
     }

@@ -29,6 +29,7 @@ pub struct FakeReply {
     pub(crate) usage: Option<Usage>,
     pub(crate) time_to_first_token: Option<Duration>,
     pub(crate) delta_delay: Option<Duration>,
+    pub(crate) reasoning: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +47,7 @@ impl FakeReply {
             usage: None,
             time_to_first_token: None,
             delta_delay: None,
+            reasoning: None,
         }
     }
 
@@ -105,6 +107,20 @@ impl FakeReply {
     /// Waits this long between two deltas.
     pub fn with_delta_delay(mut self, delay: Duration) -> Self {
         self.delta_delay = Some(delay);
+        self
+    }
+
+    /// Reasons `text` before the answer (a Converse `reasoningContent` block, streamed a
+    /// word per delta, then its signature), whether or not the request asked for
+    /// reasoning. Its tokens count as output tokens.
+    ///
+    /// ```
+    /// use bedrock_chat_core::testkit::FakeReply;
+    /// let reply = FakeReply::text("42").with_reasoning("Six times seven.");
+    /// # let _ = reply;
+    /// ```
+    pub fn with_reasoning(mut self, text: impl Into<String>) -> Self {
+        self.reasoning = Some(text.into());
         self
     }
 }

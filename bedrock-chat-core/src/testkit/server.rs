@@ -197,6 +197,12 @@ async fn answer(
             invoke::read_request(body, limits)
         }
     };
+    let ask = ask.and_then(|mut ask| {
+        if matches!(operation, Operation::Converse | Operation::ConverseStream) {
+            converse::read_thinking(body, model_id, &mut ask)?;
+        }
+        Ok(ask)
+    });
     let ask = match ask {
         Ok(ask) => ask,
         Err(message) => return validation_error(&message),
