@@ -191,6 +191,10 @@ pub fn policy(args: &BackendArgs) -> Result<ChatPolicy, StartupError> {
             }
         }
     }
+    crate::config::check_reasoning(&args.inference()).map_err(|reason| StartupError::Setting {
+        setting: "--reasoning-budget",
+        reason,
+    })?;
     if args.max_message_chars == 0 {
         return Err(StartupError::Setting {
             setting: "--max-message-chars",

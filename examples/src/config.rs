@@ -91,6 +91,13 @@ pub struct BackendArgs {
     #[arg(long, env = "BEDROCK_CHAT_TOP_P")]
     pub top_p: Option<f32>,
 
+    /// Let the model reason before it answers, with up to N tokens (Claude extended
+    /// thinking: Claude 3.7 Sonnet and the Claude 4 family; the offline model reasons
+    /// briefly). At least 1024, less than --max-tokens, and not with --temperature or
+    /// --top-p. The reasoning streams apart from the answer and is stored with it.
+    #[arg(long, env = "BEDROCK_CHAT_REASONING_BUDGET", value_name = "N")]
+    pub reasoning_budget: Option<u32>,
+
     /// A Bedrock Guardrail applied to every call, as `ID:VERSION`.
     #[arg(long, env = "BEDROCK_CHAT_GUARDRAIL")]
     pub guardrail: Option<GuardrailSpec>,
@@ -126,8 +133,41 @@ impl BackendArgs {
         inference.max_tokens = self.max_tokens;
         inference.temperature = self.temperature;
         inference.top_p = self.top_p;
+        inference.reasoning_budget = self.reasoning_budget;
         inference
     }
+}
+
+/// The fewest reasoning tokens Bedrock takes for Claude's extended thinking.
+pub const MIN_REASONING_BUDGET: u32 = 1024;
+
+/// Checks a reasoning budget against the rest of `inference` by Bedrock's rules for
+/// extended thinking (at least [`MIN_REASONING_BUDGET`], less than `max_tokens`, no
+/// `temperature` or `top_p`), so that a bad one is refused with the setting named before
+/// anything is stored or any model is called, whatever the model. `max_tokens`,
+/// `temperature` and `top_p` are named as the flags name them.
+///
+/// # Errors
+/// What is wrong, in words.
+pub fn check_reasoning(inference: &InferenceConfig) -> Result<(), String> {
+    let Some(budget) = inference.reasoning_budget else {
+        return Ok(());
+    };
+    if budget < MIN_REASONING_BUDGET {
+        return Err(format!(
+            "{budget} is under {MIN_REASONING_BUDGET}, the fewest reasoning tokens the model takes"
+        ));
+    }
+    if let Some(max_tokens) = inference.max_tokens.filter(|&max| max <= budget) {
+        return Err(format!(
+            "{budget} must be less than --max-tokens ({max_tokens}): the answer needs tokens \
+             after the reasoning"
+        ));
+    }
+    if inference.temperature.is_some() || inference.top_p.is_some() {
+        return Err("the model reasons only when neither --temperature nor --top-p is set".into());
+    }
+    Ok(())
 }
 
 /// How log lines are written.
@@ -391,6 +431,22 @@ mod tests {
     }
 
     #[test]
+    fn reasoning_budgets_follow_bedrocks_rules() {
+        let inference = |budget: u32| InferenceConfig::new().with_reasoning_budget(budget);
+        assert!(check_reasoning(&InferenceConfig::new()).is_ok());
+        assert!(check_reasoning(&inference(1024)).is_ok());
+        assert!(check_reasoning(&inference(1023)).is_err());
+        assert!(check_reasoning(&inference(4096).with_max_tokens(8192)).is_ok());
+        assert!(check_reasoning(&inference(4096).with_max_tokens(4096)).is_err());
+        let mut sampled = inference(2048);
+        sampled.temperature = Some(0.5);
+        assert!(check_reasoning(&sampled).is_err());
+        sampled.temperature = None;
+        sampled.top_p = Some(0.9);
+        assert!(check_reasoning(&sampled).is_err());
+    }
+
+    #[test]
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("2min").unwrap(), Duration::from_secs(120));
@@ -431,12 +487,15 @@ mod tests {
             "--no-prompt-caching",
             "--max-attachment-body-bytes",
             "1000",
+            "--reasoning-budget",
+            "2048",
         ])
         .unwrap();
         assert_eq!(config.backends.store, "memory");
         assert_eq!(config.backends.blob_store.as_deref(), Some("file:blobs"));
         assert!(config.backends.no_prompt_caching);
         assert_eq!(config.http.max_attachment_body_bytes, 1000);
+        assert_eq!(config.backends.inference().reasoning_budget, Some(2048));
         assert_eq!(config.backends.rate_limit.limit, 3);
         assert_eq!(config.http.auth, AuthMode::ApiKey);
         assert_eq!(config.http.cors_origins.len(), 2);

@@ -8,7 +8,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bedrock_chat_core::{
-    ChatError, ChatId, ChatReply, MessageId, SendRequest, StopReason, StreamEvent, Usage,
+    ChatError, ChatId, ChatReply, InferenceConfig, MessageId, SendRequest, StopReason, StreamEvent,
+    Usage,
 };
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,7 @@ use super::identity::Caller;
 use super::json::ApiJson;
 use super::limits::with_decision;
 use super::AppState;
+use crate::config::check_reasoning;
 
 /// A message to send.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -42,11 +44,32 @@ pub struct ChatRequest {
     /// over them is a 413, a format not taken or bytes that are not that format a 415).
     #[serde(default)]
     pub attachments: Vec<AttachmentRequest>,
+    /// Let the model reason before it answers, with up to this many tokens (Claude's
+    /// extended thinking; over the server's `--reasoning-budget`). At least 1024, less
+    /// than the server's `--max-tokens`, and refused when the server sets
+    /// `--temperature` or `--top-p`. The reasoning streams as `reasoning` events and
+    /// comes back as the answer's `reasoning`.
+    #[serde(default)]
+    #[schema(minimum = 1024)]
+    pub reasoning_budget: Option<u32>,
 }
 
 impl ChatRequest {
-    fn into_send(self, caller: &Caller) -> Result<SendRequest, ApiError> {
+    /// The send this request asks for, by `caller`, under the server's sampling settings
+    /// `inference` (the reasoning budget is checked against them).
+    fn into_send(
+        self,
+        caller: &Caller,
+        inference: &InferenceConfig,
+    ) -> Result<SendRequest, ApiError> {
         let mut send = caller.send_request(self.message);
+        if let Some(budget) = self.reasoning_budget {
+            let over = InferenceConfig::new().with_reasoning_budget(budget);
+            check_reasoning(&inference.overridden_by(&over)).map_err(|reason| {
+                ApiError::invalid("reasoning_budget", format!("reasoning_budget: {reason}"))
+            })?;
+            send = send.with_inference(over);
+        }
         for (index, attachment) in self.attachments.into_iter().enumerate() {
             send = send.with_attachment(attachment.into_part(index)?);
         }
@@ -75,11 +98,15 @@ pub struct ChatMetadata {
 }
 
 /// The answer to a send (seed 000's shape, plus `model`, `usage`, `stop_reason`,
-/// `replayed`).
+/// `replayed`, and `reasoning` when the model reasoned).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChatResponse {
     /// The reply text.
     pub response: String,
+    /// The model's reasoning before the reply (asked for with `reasoning_budget` or the
+    /// server's `--reasoning-budget`); omitted when it did not reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
     /// The conversation.
     #[schema(value_type = uuid::Uuid)]
     pub chat_id: ChatId,
@@ -114,6 +141,7 @@ impl From<ChatReply> for ChatResponse {
                 bedrock_processed: true,
                 timestamp: reply.answer.created_at.to_rfc3339(),
             },
+            reasoning: reply.reasoning(),
             response: reply.answer.content,
             chat_id: reply.chat_id,
             message_uid: reply.message_uid,
@@ -154,7 +182,8 @@ pub async fn send(
     caller: Caller,
     ApiJson(body): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let reply = state.service.send(body.into_send(&caller)?).await;
+    let send = body.into_send(&caller, &state.service.policy().inference)?;
+    let reply = state.service.send(send).await;
     state
         .metrics
         .observe("send", &reply, |r| (!r.replayed).then_some(r.usage));
@@ -175,14 +204,16 @@ struct StartEvent {
     model: String,
 }
 
-/// A `delta` event: the next piece of the reply.
+/// A `delta` event: the next piece of the reply; a `reasoning` event: the next piece of
+/// the model's reasoning, before the reply.
 #[derive(Debug, Serialize)]
 struct DeltaEvent<'a> {
     text: &'a str,
 }
 
 /// `POST /api/v1/chats/stream`: sends a message and streams the reply as Server-Sent
-/// Events: `start` (the ids), `delta`s (`{"text"}`), then `done` (the whole send answer,
+/// Events: `start` (the ids), `reasoning`s (`{"text"}`, the model's reasoning, when it
+/// reasons), `delta`s (`{"text"}`), then `done` (the whole send answer,
 /// as `POST /api/v1/chats` gives it) or `error` (`{"error", "message", "retry_after"?}`;
 /// nothing stored, a retry with the same `message_uid` may be made). Errors found before
 /// the model starts are plain HTTP errors. A client that goes away does not stop the
@@ -194,7 +225,7 @@ struct DeltaEvent<'a> {
     summary = "Send a message and stream the reply as Server-Sent Events",
     request_body = ChatRequest,
     responses(
-        (status = 200, description = "Events: start {chat_id, message_uid, response_session_id, model}, delta {text}..., then done (the ChatResponse) or error (an ErrorBody)", content_type = "text/event-stream", body = super::openapi::SseEventDoc),
+        (status = 200, description = "Events: start {chat_id, message_uid, response_session_id, model}, reasoning {text}... when the model reasons, delta {text}..., then done (the ChatResponse) or error (an ErrorBody)", content_type = "text/event-stream", body = super::openapi::SseEventDoc),
         (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
         (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
         (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
@@ -213,7 +244,8 @@ pub async fn send_stream(
     caller: Caller,
     ApiJson(body): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let stream = state.service.send_stream(body.into_send(&caller)?).await;
+    let send = body.into_send(&caller, &state.service.policy().inference)?;
+    let stream = state.service.send_stream(send).await;
     state.metrics.observe("stream", &stream, |_| None);
     let stream = stream?;
     let mut decision = None;
@@ -274,6 +306,9 @@ fn sse_event(event: StreamEvent) -> (Event, Option<bedrock_chat_core::Decision>)
             ),
             rate_limit,
         ),
+        StreamEvent::Reasoning(text) => {
+            (json_event("reasoning", &DeltaEvent { text: &text }), None)
+        }
         StreamEvent::Delta(text) => (json_event("delta", &DeltaEvent { text: &text }), None),
         StreamEvent::Completed(reply) => (json_event("done", &ChatResponse::from(*reply)), None),
         StreamEvent::Failed(error) => (error_event(error), None),

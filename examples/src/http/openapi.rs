@@ -137,6 +137,7 @@ pub struct ExportDoc {
 }
 
 /// One Server-Sent Event of a streamed send; `data` is JSON: `start` has the ids,
+/// `reasoning` `{"text"}` (the model's reasoning, before the reply, when it reasons),
 /// `delta` `{"text"}`, `done` the whole send answer, `error` an error body.
 #[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: the events are written by the SSE handler
@@ -154,6 +155,8 @@ pub struct SseEventDoc {
 pub enum SseEventKind {
     /// The ids, before any text.
     Start,
+    /// The next piece of the model's reasoning (only when it reasons), before any text.
+    Reasoning,
     /// The next piece of text.
     Delta,
     /// The reply, stored.
