@@ -2,15 +2,26 @@
 
 use std::io::{Read, Write};
 
-use bedrock_chat_core::{ChatService, Persona, SendRequest, UserId};
+use bedrock_chat_core::{ChatReply, ChatService, InferenceConfig, Persona, SendRequest, UserId};
 use serde::Serialize;
 
 use super::exit::Failure;
-use super::output::{stream_answer, Answer, Terminal};
+use super::output::{stream_answer, Answer, Terminal, Thoughts};
 use super::{AskArgs, PersonaArgs};
 
+/// The `ask --json` answer: the reply, and the model's reasoning when it reasoned.
+#[derive(Serialize)]
+struct AskOutput<'a> {
+    #[serde(flatten)]
+    reply: &'a ChatReply,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning: Option<String>,
+}
+
 /// `ask`: streams the answer to stdout when stdout is a terminal; to a pipe or file it
-/// writes the answer whole once it is complete, so a failure leaves stdout empty.
+/// writes the answer whole once it is complete, so a failure leaves stdout empty. With a
+/// `reasoning` budget the model reasons first: its reasoning streams to stderr (`thinking:
+/// …`, dimmed on a terminal), so stdout keeps the answer alone.
 ///
 /// # Errors
 /// A [`Failure`] whose exit code says what went wrong.
@@ -18,6 +29,7 @@ pub async fn ask(
     service: &ChatService,
     user: &UserId,
     args: AskArgs,
+    reasoning: Option<u32>,
     terminal: &Terminal,
 ) -> Result<(), Failure> {
     // Files first: a wrong one fails before stdin is read or anything is sent.
@@ -49,14 +61,20 @@ pub async fn ask(
     for attachment in attachments {
         request = request.with_attachment(attachment);
     }
+    if let Some(budget) = reasoning {
+        request = request.with_inference(InferenceConfig::new().with_reasoning_budget(budget));
+    }
     let stream = service.send_stream(request).await?;
 
     let echo = terminal.stdout_tty && !args.json;
     let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    let thoughts = (!args.json).then(|| Thoughts::new(&mut stderr, terminal.err()));
     let answer = stream_answer(
         stream,
         &mut stdout,
         echo,
+        thoughts,
         terminal.stderr_tty,
         terminal.err(),
         std::future::pending(),
@@ -73,7 +91,11 @@ pub async fn ask(
     };
     let mut out = stdout.lock();
     if args.json {
-        serde_json::to_writer(&mut out, &reply).map_err(std::io::Error::from)?;
+        let output = AskOutput {
+            reply: &reply,
+            reasoning: reply.reasoning(),
+        };
+        serde_json::to_writer(&mut out, &output).map_err(std::io::Error::from)?;
         out.write_all(b"\n")?;
     } else if !echo {
         out.write_all(reply.text().as_bytes())?;

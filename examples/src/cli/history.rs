@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use bedrock_chat_core::{
-    ChatId, ChatService, Conversation, ExportFormat, ListOptions, Message, Role, UserId,
+    ChatId, ChatService, Conversation, ExportFormat, ListOptions, Message, Part, Role, UserId,
 };
 use futures::TryStreamExt;
 
@@ -203,8 +203,18 @@ pub fn print_message(out: &mut impl Write, message: &Message, paint: Paint) -> s
         Role::Assistant => paint.cyan(message.model.as_deref().unwrap_or("assistant")),
     };
     writeln!(out, "{} {}", who, paint.dim(&format!("· {when}")))?;
+    for part in &message.parts {
+        if let Part::Reasoning { text, .. } = part {
+            let text = format!("thinking: {}", text.trim_end_matches('\n'));
+            writeln!(out, "{}", paint.dim(&text))?;
+        }
+    }
     writeln!(out, "{}", message.content.trim_end_matches('\n'))?;
-    for line in message.parts.iter().filter_map(bedrock_chat_core::parts::describe) {
+    for line in message
+        .parts
+        .iter()
+        .filter_map(bedrock_chat_core::parts::describe)
+    {
         writeln!(out, "{}", paint.dim(&format!("[attached: {line}]")))?;
     }
     Ok(())

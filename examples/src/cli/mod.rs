@@ -275,14 +275,20 @@ pub async fn main() -> ExitCode {
 
 async fn run(cli: Cli, terminal: &Terminal) -> Result<(), Failure> {
     let user = cli.user()?;
-    let service = backends::service(&cli.backends).await?;
+    // The reasoning budget goes with each send rather than into the service's policy (a
+    // send can add a budget to the policy's but not take it away), so that the chat's
+    // `/reasoning off` can turn it off. It is checked with the other settings first.
+    backends::policy(&cli.backends)?;
+    let mut backend_args = cli.backends.clone();
+    let reasoning = backend_args.reasoning_budget.take();
+    let service = backends::service(&backend_args).await?;
     let result = match cli
         .command
         .clone()
         .unwrap_or(Command::Chat(ChatArgs::default()))
     {
-        Command::Chat(args) => repl::run(&service, &user, args, terminal).await,
-        Command::Ask(args) => ask::ask(&service, &user, args, terminal).await,
+        Command::Chat(args) => repl::run(&service, &user, args, reasoning, terminal).await,
+        Command::Ask(args) => ask::ask(&service, &user, args, reasoning, terminal).await,
         Command::Persona(args) => ask::persona(&service, &user, args, terminal).await,
         Command::History(command) => history::run(&service, &user, command, terminal).await,
     };

@@ -198,17 +198,63 @@ pub enum Answer {
     },
 }
 
+/// Where the model's reasoning is shown as it streams, before the answer: headed
+/// `thinking: `, dimmed when `paint` colours, and set apart from the answer by a blank
+/// line.
+pub struct Thoughts<'a> {
+    out: &'a mut dyn Write,
+    paint: Paint,
+    /// Whether any reasoning was written, and whether the block was closed.
+    started: bool,
+    closed: bool,
+}
+
+impl<'a> Thoughts<'a> {
+    /// Reasoning written to `out`, coloured by `paint`.
+    pub fn new(out: &'a mut dyn Write, paint: Paint) -> Self {
+        Self {
+            out,
+            paint,
+            started: false,
+            closed: false,
+        }
+    }
+
+    fn write(&mut self, text: &str) -> std::io::Result<()> {
+        if text.is_empty() || self.closed {
+            return Ok(());
+        }
+        if !self.started {
+            self.started = true;
+            write!(self.out, "{}", self.paint.dim("thinking: "))?;
+        }
+        write!(self.out, "{}", self.paint.dim(text))?;
+        self.out.flush()
+    }
+
+    /// Ends the reasoning shown (if any) before the answer starts.
+    fn close(&mut self) -> std::io::Result<()> {
+        if self.started && !self.closed {
+            self.closed = true;
+            self.out.write_all(b"\n\n")?;
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+}
+
 /// Reads `stream` to its end, writing each piece of text to `out` as it arrives when
-/// `echo` is set, until `stop` completes first (Ctrl-C). A spinner on stderr covers the
-/// wait for the first piece when `spinner` is set. A written answer is ended with a
-/// newline.
+/// `echo` is set, and the model's reasoning to `thoughts` when there is somewhere to show
+/// it, until `stop` completes first (Ctrl-C). A spinner on stderr covers the wait for the
+/// first piece when `spinner` is set. A written answer is ended with a newline.
 ///
 /// # Errors
-/// Writing to `out` failed.
+/// Writing to `out` or `thoughts` failed.
 pub async fn stream_answer(
     mut stream: ChatStream,
     out: &mut impl Write,
     echo: bool,
+    mut thoughts: Option<Thoughts<'_>>,
     spinner: bool,
     paint: Paint,
     stop: impl Future<Output = ()>,
@@ -226,7 +272,16 @@ pub async fn stream_answer(
         };
         match event {
             Some(StreamEvent::Started { chat_id: id, .. }) => chat_id = Some(id),
+            Some(StreamEvent::Reasoning(text)) => {
+                if let Some(thoughts) = thoughts.as_mut().filter(|_| !text.is_empty()) {
+                    spinner.stop();
+                    thoughts.write(&text)?;
+                }
+            }
             Some(StreamEvent::Delta(text)) => {
+                if let Some(thoughts) = thoughts.as_mut() {
+                    thoughts.close()?;
+                }
                 if echo && !text.is_empty() {
                     spinner.stop();
                     out.write_all(text.as_bytes())?;
@@ -248,6 +303,9 @@ pub async fn stream_answer(
         }
     };
     spinner.stop();
+    if let Some(thoughts) = thoughts.as_mut() {
+        thoughts.close()?;
+    }
     if wrote && !ends_with_newline {
         out.write_all(b"\n")?;
         out.flush()?;
@@ -288,6 +346,30 @@ mod tests {
     fn paint_is_plain_text_when_off() {
         assert_eq!(Paint(false).red("x"), "x");
         assert_eq!(Paint(true).red("x"), "\x1b[31mx\x1b[0m");
+    }
+
+    #[test]
+    fn thoughts_are_headed_dimmed_and_set_apart() {
+        let mut plain = Vec::new();
+        let mut thoughts = Thoughts::new(&mut plain, Paint(false));
+        thoughts.write("a ").unwrap();
+        thoughts.write("b").unwrap();
+        thoughts.close().unwrap();
+        thoughts.write("late").unwrap();
+        assert_eq!(String::from_utf8(plain).unwrap(), "thinking: a b\n\n");
+
+        let mut coloured = Vec::new();
+        let mut thoughts = Thoughts::new(&mut coloured, Paint(true));
+        thoughts.write("a").unwrap();
+        thoughts.close().unwrap();
+        assert_eq!(
+            String::from_utf8(coloured).unwrap(),
+            "\x1b[2mthinking: \x1b[0m\x1b[2ma\x1b[0m\n\n"
+        );
+
+        let mut none = Vec::new();
+        Thoughts::new(&mut none, Paint(true)).close().unwrap();
+        assert!(none.is_empty());
     }
 
     #[test]

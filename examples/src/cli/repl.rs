@@ -11,8 +11,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use bedrock_chat_core::{
-    ChatId, ChatService, Conversation, ConversationUpdate, ExportFormat, ListOptions, Part,
-    SendRequest, StoreError, UserId,
+    ChatId, ChatService, Conversation, ConversationUpdate, ExportFormat, InferenceConfig,
+    ListOptions, Part, SendRequest, StoreError, UserId,
 };
 use chrono::Utc;
 use futures::FutureExt;
@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 
 use super::exit::Failure;
 use super::history::{self, print_list, print_message};
-use super::output::{count, one_line, stream_answer, Answer, Spinner, Terminal};
+use super::output::{count, one_line, stream_answer, Answer, Spinner, Terminal, Thoughts};
 use super::ChatArgs;
 
 /// Conversations `/list` shows.
@@ -45,6 +45,8 @@ Type a message and press Enter to send it. Commands:
                         md); alone, list what is attached
   /detach               drop the files attached to your next message
   /usage                tokens used today and in all, and the budget left
+  /reasoning [N|off]    let the model reason first, with up to N tokens (shown dimmed
+                        before its answer), or not; alone, show the setting
   /help                 this help
   /quit                 leave (Ctrl-D too)
 Ctrl-C stops an answer (the whole reply is still saved). Start a message with // to send
@@ -60,6 +62,7 @@ pub async fn run(
     service: &ChatService,
     user: &UserId,
     args: ChatArgs,
+    reasoning: Option<u32>,
     terminal: &Terminal,
 ) -> Result<(), Failure> {
     // From here on Ctrl-C outside the line editor is ours (it stops the current answer or
@@ -75,6 +78,7 @@ pub async fn run(
         pending_system: None,
         listed: Vec::new(),
         attached: Vec::new(),
+        reasoning,
     };
     if terminal.stdout_tty {
         session.banner()?;
@@ -167,6 +171,8 @@ struct Session<'a> {
     listed: Vec<ChatId>,
     /// Files `/attach`ed for the next message: their paths and parts.
     attached: Vec<(PathBuf, Part)>,
+    /// The reasoning budget of each send (`--reasoning-budget`, then `/reasoning`).
+    reasoning: Option<u32>,
 }
 
 impl Session<'_> {
@@ -239,6 +245,7 @@ impl Session<'_> {
             "system" => self.system(rest).await,
             "export" => self.export(rest).await,
             "usage" => self.usage().await,
+            "reasoning" => self.set_reasoning(rest),
             "attach" => self.attach(rest),
             "detach" => {
                 let n = self.attached.len();
@@ -280,6 +287,9 @@ impl Session<'_> {
         for (_, part) in &self.attached {
             request = request.with_attachment(part.clone());
         }
+        if let Some(budget) = self.reasoning {
+            request = request.with_inference(InferenceConfig::new().with_reasoning_budget(budget));
+        }
         match self.chat {
             Some(id) => request = request.in_chat(id),
             None => {
@@ -293,10 +303,12 @@ impl Session<'_> {
             return Ok(());
         };
         let mut stdout = std::io::stdout();
+        let mut thoughts_out = std::io::stdout();
         let answer = stream_answer(
             stream?,
             &mut stdout,
             true,
+            Some(Thoughts::new(&mut thoughts_out, terminal.out())),
             terminal.stdout_tty && terminal.stderr_tty,
             terminal.err(),
             ctrl_c(),
@@ -326,6 +338,31 @@ impl Session<'_> {
                 terminal.note("nothing was saved; send the message again to retry");
             }
         }
+        Ok(())
+    }
+
+    /// `/reasoning N` lets the model reason with up to N tokens, `/reasoning off` not;
+    /// `/reasoning` shows the setting.
+    fn set_reasoning(&mut self, arg: &str) -> Result<(), Failure> {
+        self.reasoning = match arg {
+            "" => self.reasoning,
+            "off" | "0" => None,
+            n => {
+                let budget = n.parse::<u32>().map_err(|_| {
+                    Failure::Usage(format!("/reasoning N|off: `{n}` is not a number of tokens"))
+                })?;
+                let inference = InferenceConfig::new().with_reasoning_budget(budget);
+                crate::config::check_reasoning(
+                    &self.service.policy().inference.overridden_by(&inference),
+                )
+                .map_err(|reason| Failure::Usage(format!("/reasoning: {reason}")))?;
+                Some(budget)
+            }
+        };
+        self.terminal.note(&match self.reasoning {
+            Some(n) => format!("reasoning: up to {n} tokens before each answer"),
+            None => "reasoning: off".to_owned(),
+        });
         Ok(())
     }
 
@@ -627,7 +664,7 @@ impl Session<'_> {
 }
 
 /// The slash commands, for Tab completion.
-const COMMANDS: [&str; 14] = [
+const COMMANDS: [&str; 15] = [
     "/new",
     "/list",
     "/open ",
@@ -637,6 +674,7 @@ const COMMANDS: [&str; 14] = [
     "/system ",
     "/export ",
     "/usage",
+    "/reasoning ",
     "/attach ",
     "/detach",
     "/help",
