@@ -17,7 +17,7 @@
 //! "enabled"` is checked as Bedrock checks it (a Claude 3.7 / 4 model, else "does not
 //! support extended thinking"; `budget_tokens` at least 1,024 and under `maxTokens`; no
 //! `temperature` or `topP`; no forced tool), then answered with its reasoning first,
-//! "Thinking about: <last user text>" unless a reply scripts its own
+//! `"Thinking about: <last user text>"` unless a reply scripts its own
 //! ([`FakeReply::with_reasoning`]): Converse puts a `reasoningContent.reasoningText`
 //! block (text and a deterministic signature) before the answer's block; ConverseStream
 //! sends `contentBlockDelta`s of `reasoningContent.text` a word at a time at block 0, one
