@@ -2,9 +2,9 @@
 //! Node with `playwright-core` against the server binary on loopback ports, the model a
 //! `FakeBedrock` this test controls.
 //!
-//! Three servers: the main one (SQLite file, `FakeBedrock`), one with a limit of two
-//! requests a minute (for the over-the-limit message) and one with API keys (for the token
-//! field). The Node script asks for model faults on its stdout (`@fault mid-stream`,
+//! Four servers: the main one (SQLite file, `FakeBedrock`), one with a limit of two
+//! requests a minute (for the over-the-limit message), one with API keys (for the token
+//! field) and one whose model reasons (a Claude model id, `--reasoning-budget`). The Node script asks for model faults on its stdout (`@fault mid-stream`,
 //! `@model-unavailable`, `@slow-reply`) and waits for `ok` on its stdin, so each fault
 //! lands on the send it is meant for (`@check` answers `ok` once every scripted answer has
 //! been used).
@@ -28,6 +28,8 @@ use support::{aws_env, Scratch, Server, FAKE_MODEL};
 const RUN_LIMIT: Duration = Duration::from_secs(600);
 /// The API key of the key-protected server, and its user.
 const API_KEY: &str = "browser-test-key-0123456789";
+/// A model that `FakeBedrock` answers with reasoning when thinking is asked for.
+const REASONING_MODEL: &str = "bedrock:us.anthropic.claude-sonnet-4-20250514-v1:0";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chat_page_works_in_headless_chromium() {
@@ -87,6 +89,22 @@ async fn the_chat_page_works_in_headless_chromium() {
     )
     .await;
 
+    let reasoning = Server::start(
+        dir.path(),
+        &[
+            "--model",
+            REASONING_MODEL,
+            "--reasoning-budget",
+            "2048",
+            "--store",
+            "sqlite:reasoning.db",
+            "--rate-limit",
+            "1000/min",
+        ],
+        &env,
+    )
+    .await;
+
     let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .unwrap()
@@ -97,6 +115,7 @@ async fn the_chat_page_works_in_headless_chromium() {
         .env("CHAT_URL", main.url(""))
         .env("LIMITED_URL", limited.url(""))
         .env("KEYED_URL", keyed.url(""))
+        .env("REASONING_URL", reasoning.url(""))
         .env("API_KEY", API_KEY)
         .env("CHROMIUM", &chromium)
         .env("SCREENSHOT_DIR", &screenshots)
@@ -166,7 +185,7 @@ async fn the_chat_page_works_in_headless_chromium() {
     };
     let report = reader.join().unwrap();
     let status = status.unwrap();
-    let mut servers = [main, limited, keyed];
+    let mut servers = [main, limited, keyed, reasoning];
     assert!(
         status.success(),
         "the browser tests failed ({status}); their report is above. Server logs:\n{}",
@@ -180,7 +199,12 @@ async fn the_chat_page_works_in_headless_chromium() {
         report.contains("fail 0") && !report.contains("pass 0"),
         "the report does not show passing tests:\n{report}"
     );
-    for name in ["desktop.png", "phone.png"] {
+    for name in [
+        "desktop.png",
+        "phone.png",
+        "reasoning.png",
+        "reasoning-dark.png",
+    ] {
         let shot = screenshots.join(name);
         let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
         assert!(size > 10_000, "{} missing or empty", shot.display());

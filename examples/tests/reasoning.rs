@@ -169,6 +169,11 @@ async fn a_streamed_send_streams_reasoning_before_the_answer_and_stores_it_with_
             assert_eq!(keys, ["text"], "{event} is {{\"text\"}} alone");
         }
     }
+    let pieces = events
+        .iter()
+        .filter(|(event, _)| event == "reasoning")
+        .count();
+    assert!(pieces > 1, "the reasoning streams in pieces: {pieces}");
     let reasoning = joined(&events, "reasoning");
     assert_eq!(reasoning, format!("Thinking about: {question}"));
     let answer = joined(&events, "delta");

@@ -3,6 +3,7 @@
 // cookie, or with the access token the person saved in this tab (API keys, JWT).
 import { ACCEPT, Tray, attachmentList, describeRefusal, encode, releaseShown } from './attachments.js';
 import { renderMarkdown } from './markdown.js';
+import { reasoningOfParts, setReasoning } from './reasoning.js';
 import { readEvents } from './sse.js';
 
 const $ = (id) => document.getElementById(id);
@@ -246,8 +247,11 @@ async function deleteConversation(li) {
 
 // --- messages -----------------------------------------------------------------------------
 
-/** A message; `attachments` (parts or items just sent) are shown above its text. */
-function messageElement(role, text, attachments = []) {
+/**
+ * A message; `attachments` (parts or items just sent) are shown above its text, and an
+ * answer's `reasoning` folded above it.
+ */
+function messageElement(role, text, attachments = [], reasoning = '') {
   const article = document.createElement('article');
   article.className = `message ${role}`;
   const who = document.createElement('h2');
@@ -259,6 +263,7 @@ function messageElement(role, text, attachments = []) {
   if (attachments.length) article.append(attachmentList(attachments, { headers: authHeaders, viewer: openImage }));
   article.append(body);
   setText(article, text);
+  setReasoning(article, reasoning);
   return article;
 }
 
@@ -405,7 +410,8 @@ async function openConversation(chatId) {
 function messageOf(message) {
   if (message.usage) state.chatTokens += message.usage.total_tokens;
   const attachments = (message.parts ?? []).filter((part) => part.type === 'image' || part.type === 'document');
-  return messageElement(message.role === 'user' ? 'user' : 'assistant', message.content, attachments);
+  const role = message.role === 'user' ? 'user' : 'assistant';
+  return messageElement(role, message.content, attachments, reasoningOfParts(message.parts));
 }
 
 /** Scrolling up to the top loads the page of messages before the first one shown. */
@@ -483,6 +489,7 @@ async function send(text, items = [], retry = null) {
   const reply = retry?.reply ?? appendMessage('assistant', '');
   reply.classList.add('pending');
   setText(reply, '');
+  setReasoning(reply, '');
   const controller = new AbortController();
   state.stream = controller;
   setStreaming(true);
@@ -490,12 +497,14 @@ async function send(text, items = [], retry = null) {
 
   let attachments = retry?.attachments ?? null;
   let answer = '';
+  let reasoning = ''; // the model's reasoning, streamed before the answer
   let started = chatId;
   let accepted = false;
   let frame = 0;
   const render = () => {
     frame = 0;
     const stick = nearBottom();
+    setReasoning(reply, reasoning);
     setText(reply, answer);
     if (stick) scrollToBottom();
   };
@@ -518,6 +527,9 @@ async function send(text, items = [], retry = null) {
         started = payload.chat_id;
         accepted = true;
         if (seq === state.openSeq && state.chatId !== started) setOpen(started, 'New chat');
+      } else if (event === 'reasoning') {
+        reasoning += payload.text;
+        if (!frame) frame = requestAnimationFrame(render);
       } else if (event === 'delta') {
         answer += payload.text;
         reply.classList.remove('pending');
@@ -531,6 +543,7 @@ async function send(text, items = [], retry = null) {
     if (!done) throw new RequestError(502, { message: 'the answer ended before it was complete' });
     if (frame) cancelAnimationFrame(frame);
     answer = done.response;
+    reasoning = done.reasoning ?? reasoning;
     render();
     reply.classList.remove('pending');
     addTokens(done.usage);

@@ -3,6 +3,7 @@
 //   CHAT_URL     the main server (SQLite store, FakeBedrock)
 //   LIMITED_URL  a server allowing two requests a minute
 //   KEYED_URL    a server with --auth api-key, and API_KEY a key it accepts
+//   REASONING_URL a server whose model reasons (a Claude model id, --reasoning-budget)
 //   CHROMIUM     the browser binary; SCREENSHOT_DIR where screenshots go
 // A line `@fault mid-stream` or `@slow-reply` on stdout asks the harness to script the
 // model's next answer; it answers `ok` on stdin.
@@ -784,5 +785,66 @@ test('with an access token, attachments are fetched with it and shown from blob:
   assert.equal(Buffer.concat(chunks).toString(), NOTES.toString());
   assert.deepEqual(problems.errors, []);
   assert.deepEqual(unexpected(problems, [401]), []);
+  await context.close();
+});
+
+test('reasoning streams into a folded block above the answer, opens on click, and survives a reload', async () => {
+  const { page, context, problems } = await openPage(env('REASONING_URL'));
+  // Record what the reasoning block holds while the answer has no text yet.
+  await page.evaluate(() => {
+    window.reasoningBeforeAnswer = new Set();
+    new MutationObserver(() => {
+      const reply = [...document.querySelectorAll('.message.assistant')].pop();
+      const reasoning = reply?.querySelector('details.reasoning .reasoning-text')?.textContent ?? '';
+      if (reasoning && !reply.querySelector('.body').textContent) window.reasoningBeforeAnswer.add(reasoning.length);
+    }).observe(document.getElementById('message-list'), { subtree: true, childList: true, characterData: true });
+  });
+  await sendMessage(page, 'Why is the sea salty?');
+  const answer = await lastAnswer(page);
+  const block = answer.locator('details.reasoning');
+  assert.equal(await block.count(), 1, 'one reasoning block');
+  assert.equal(await block.locator('summary').textContent(), 'Reasoning');
+  assert.equal(await block.evaluate((details) => details.open), false, 'folded at first');
+  assert.equal(await answer.locator('.reasoning-text').isVisible(), false, 'its text hidden while folded');
+  const seen = await page.evaluate(() => [...window.reasoningBeforeAnswer]);
+  assert.ok(seen.length >= 3, `the reasoning streamed in, in pieces, before any answer text: saw lengths ${seen}`);
+  // Above the answer, apart from it.
+  assert.equal(await answer.evaluate((article) => article.querySelector('details.reasoning').nextElementSibling.className), 'body');
+  assert.match(await answer.locator('.body').textContent(), /Why is the sea salty\?/);
+  assert.doesNotMatch(await answer.locator('.body').textContent(), /Thinking about/);
+
+  await block.locator('summary').click();
+  assert.equal(await block.evaluate((details) => details.open), true, 'opened by a click');
+  assert.match(await answer.locator('.reasoning-text').textContent(), /^Thinking about: Why is the sea salty\?/);
+  assert.equal(await answer.locator('.reasoning-text').isVisible(), true);
+  // Dimmed: the muted colour, not the answer's.
+  const colours = await answer.evaluate((article) => [
+    getComputedStyle(article.querySelector('.reasoning-text')).color,
+    getComputedStyle(article.querySelector('.body')).color,
+  ]);
+  assert.notEqual(colours[0], colours[1], 'the reasoning is dimmed');
+  const dir = env('SCREENSHOT_DIR');
+  await page.screenshot({ path: path.join(dir, 'reasoning.png') });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: path.join(dir, 'reasoning-dark.png') });
+  await page.emulateMedia({ colorScheme: 'light' });
+
+  // Stored with the answer (the signature stays on the server), and shown again after a reload.
+  const stored = await storedMessages(page);
+  const parts = stored[1].parts;
+  assert.equal(parts[0].type, 'reasoning');
+  assert.match(parts[0].text, /^Thinking about: Why is the sea salty\?/);
+  assert.equal(parts[0].signature, undefined, 'no signature in the API');
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  const reloaded = page.locator('.message.assistant').last();
+  await reloaded.locator('details.reasoning').waitFor({ state: 'attached' });
+  assert.equal(await reloaded.locator('details.reasoning').evaluate((details) => details.open), false);
+  assert.equal(await reloaded.locator('.reasoning-text').textContent(), parts[0].text);
+  assert.match(await reloaded.locator('.body').textContent(), /Why is the sea salty\?/);
+  // A question's message shows no reasoning.
+  assert.equal(await page.locator('.message.user details.reasoning').count(), 0);
+  assert.deepEqual(problems.errors, []);
+  assert.deepEqual(unexpected(problems), []);
   await context.close();
 });
