@@ -4,14 +4,16 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::net::SocketAddr;
+mod support;
+use support::{browser, parse_sse};
+
 use std::sync::Arc;
 
 use base64::Engine as _;
 use bedrock_chat_core::bedrock::BedrockConfig;
 use bedrock_chat_core::testkit::FakeBedrock;
 use bedrock_chat_core::{ChatService, Quota};
-use bedrock_chat_examples::http::{self, AppState, Authenticator, Metrics, RouterSettings};
+use bedrock_chat_examples::http::{AppState, Authenticator, Metrics, RouterSettings};
 use bedrock_chat_ratelimit::InMemoryRateLimiter;
 use bedrock_chat_store::InMemoryHistoryStore;
 use reqwest::StatusCode;
@@ -50,29 +52,8 @@ async fn start(max_body_bytes: usize, max_attachment_body_bytes: usize) -> Serve
         max_attachment_body_bytes,
         ..RouterSettings::default()
     };
-    let app = http::router(state, &settings);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    Server {
-        base: format!("http://{addr}"),
-        fake,
-    }
-}
-
-/// A client with its own cookie jar: one browser, one anonymous identity.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap()
+    let base = support::serve(state, &settings).await;
+    Server { base, fake }
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -202,23 +183,6 @@ impl Server {
         assert_eq!(document["name"], "notes");
         assert_eq!(document["source"]["bytes"], b64(NOTES.as_bytes()));
     }
-}
-
-fn parse_sse(text: &str) -> Vec<(String, Value)> {
-    text.split("\n\n")
-        .filter_map(|block| {
-            let mut event = None;
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(name) = line.strip_prefix("event: ") {
-                    event = Some(name.to_owned());
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data.push_str(d);
-                }
-            }
-            Some((event?, serde_json::from_str(&data).ok()?))
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::net::SocketAddr;
+mod support;
+use support::{browser, parse_sse};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,9 +14,7 @@ use bedrock_chat_core::{
     ChatModel, ChatService, HistoryStore, ListOptions, MockChatModel, ModelError, OfflineChatModel,
     Quota, UserId,
 };
-use bedrock_chat_examples::http::{
-    self, ApiKeys, AppState, Authenticator, Metrics, RouterSettings,
-};
+use bedrock_chat_examples::http::{ApiKeys, AppState, Authenticator, Metrics, RouterSettings};
 use bedrock_chat_ratelimit::InMemoryRateLimiter;
 use bedrock_chat_store::InMemoryHistoryStore;
 use futures::StreamExt;
@@ -68,30 +68,12 @@ async fn start(options: Options) -> Server {
         max_attachment_body_bytes: options.max_body_bytes,
         ..RouterSettings::default()
     };
-    let app = http::router(state, &settings);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let base = support::serve(state, &settings).await;
     Server {
-        base: format!("http://{addr}"),
+        base,
         store,
         service,
     }
-}
-
-/// A client with its own cookie jar: one browser, one anonymous identity.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap()
 }
 
 impl Server {
@@ -199,23 +181,6 @@ async fn a_retry_with_the_same_message_uid_returns_the_stored_exchange() {
 async fn sse_events(response: reqwest::Response) -> Vec<(String, Value)> {
     let text = response.text().await.unwrap();
     parse_sse(&text)
-}
-
-fn parse_sse(text: &str) -> Vec<(String, Value)> {
-    text.split("\n\n")
-        .filter_map(|block| {
-            let mut event = None;
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(name) = line.strip_prefix("event: ") {
-                    event = Some(name.to_owned());
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data.push_str(d);
-                }
-            }
-            Some((event?, serde_json::from_str(&data).ok()?))
-        })
-        .collect()
 }
 
 #[tokio::test]

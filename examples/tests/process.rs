@@ -254,7 +254,7 @@ mod fake_bedrock {
     //! `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`.
 
     use super::*;
-    use crate::support::{aws_env, FAKE_MODEL};
+    use crate::support::{aws_env, parse_sse, FAKE_MODEL};
     use bedrock_chat_core::testkit::{FakeBedrock, FakeReply, Fault};
     use std::net::TcpStream;
 
@@ -274,24 +274,6 @@ mod fake_bedrock {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-    }
-
-    /// The `(event, data)` pairs of a Server-Sent Events body.
-    fn parse_sse(text: &str) -> Vec<(String, Value)> {
-        text.split("\n\n")
-            .filter_map(|block| {
-                let mut event = None;
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(name) = line.strip_prefix("event: ") {
-                        event = Some(name.to_owned());
-                    } else if let Some(d) = line.strip_prefix("data: ") {
-                        data.push_str(d);
-                    }
-                }
-                Some((event?, serde_json::from_str(&data).ok()?))
-            })
-            .collect()
     }
 
     async fn start(dir: &Path, args: &[&str], fake: &FakeBedrock) -> Server {

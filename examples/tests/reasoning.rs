@@ -5,13 +5,15 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::net::SocketAddr;
+mod support;
+use support::{browser, parse_sse};
+
 use std::sync::Arc;
 
 use bedrock_chat_core::bedrock::BedrockConfig;
 use bedrock_chat_core::testkit::FakeBedrock;
 use bedrock_chat_core::{ChatPolicy, ChatService, InferenceConfig, Quota};
-use bedrock_chat_examples::http::{self, AppState, Authenticator, Metrics, RouterSettings};
+use bedrock_chat_examples::http::{AppState, Authenticator, Metrics, RouterSettings};
 use bedrock_chat_ratelimit::InMemoryRateLimiter;
 use bedrock_chat_store::InMemoryHistoryStore;
 use reqwest::StatusCode;
@@ -43,29 +45,8 @@ async fn start(inference: InferenceConfig) -> Server {
         }),
         metrics: Metrics::new(),
     };
-    let app = http::router(state, &RouterSettings::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    Server {
-        base: format!("http://{addr}"),
-        fake,
-    }
-}
-
-/// A client with its own cookie jar: one browser, one anonymous identity.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap()
+    let base = support::serve(state, &RouterSettings::default()).await;
+    Server { base, fake }
 }
 
 impl Server {
@@ -118,23 +99,6 @@ impl Server {
         let body = self.get_json(client, "/api/v1/conversations").await;
         body["conversations"].as_array().unwrap().len()
     }
-}
-
-fn parse_sse(text: &str) -> Vec<(String, Value)> {
-    text.split("\n\n")
-        .filter_map(|block| {
-            let mut event = None;
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(name) = line.strip_prefix("event: ") {
-                    event = Some(name.to_owned());
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data.push_str(d);
-                }
-            }
-            Some((event?, serde_json::from_str(&data).ok()?))
-        })
-        .collect()
 }
 
 /// The text of the events named `name`, joined.

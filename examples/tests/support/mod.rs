@@ -273,3 +273,49 @@ pub(crate) fn aws_env(
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
     ]
 }
+
+/// Serves `state` through the server's router on a free loopback port, in this process;
+/// answers the base URL (`http://127.0.0.1:PORT`).
+pub async fn serve(
+    state: bedrock_chat_examples::http::AppState,
+    settings: &bedrock_chat_examples::http::RouterSettings,
+) -> String {
+    let app = bedrock_chat_examples::http::router(state, settings);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    format!("http://{addr}")
+}
+
+/// A client with its own cookie jar: one browser, one anonymous identity.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// The events of a Server-Sent Events body: each event's name and its JSON data.
+pub fn parse_sse(text: &str) -> Vec<(String, serde_json::Value)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(name) = line.strip_prefix("event: ") {
+                    event = Some(name.to_owned());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            Some((event?, serde_json::from_str(&data).ok()?))
+        })
+        .collect()
+}
