@@ -209,21 +209,34 @@ pub fn build_context(
     let skip = history.len() - kept;
 
     let mut turns: Vec<ModelMessage> = Vec::with_capacity(kept + 1);
-    let older = history.into_iter().skip(skip).map(|m| ModelMessage {
-        role: m.role,
-        content: m.content,
-        parts: m.parts,
-    });
-    for turn in older.chain(std::iter::once(new_message)) {
+    let mut push = |turn: ModelMessage| {
         if turn.content.trim().is_empty() && !turn.parts.iter().any(|p| p.as_text().is_none()) {
-            continue;
+            return;
         }
         match turns.last_mut() {
-            None if turn.role == Role::Assistant => continue,
+            // A window that starts mid-reply: its answer, or tool results whose calls
+            // are cut off, cannot open the conversation.
+            None if turn.role == Role::Assistant || crate::tool::has_tool_parts(&turn.parts) => {}
             Some(last) if last.role == turn.role => last.join(turn),
             _ => turns.push(turn),
         }
+    };
+    for message in history.into_iter().skip(skip) {
+        let turn = ModelMessage {
+            role: message.role,
+            content: message.content,
+            parts: message.parts,
+        };
+        // A reply that called tools is its rounds: calls, results (a user turn), and on.
+        if crate::tool::has_tool_parts(&turn.parts) {
+            crate::tool::split_tool_rounds(turn)
+                .into_iter()
+                .for_each(&mut push);
+        } else {
+            push(turn);
+        }
     }
+    push(new_message);
     ContextWindow {
         messages: turns,
         estimated_tokens,

@@ -21,6 +21,7 @@ pub mod service;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod tool;
 pub mod types;
 
 #[cfg(feature = "bedrock")]
@@ -50,6 +51,7 @@ pub use store::{
 };
 #[cfg(feature = "testkit")]
 pub use testkit::FakeBedrock;
+pub use tool::{Tool, ToolCall, ToolContext, ToolError, ToolSpec};
 pub use types::{
     Conversation, ConversationUpdate, DailyUsage, Message, MessageUpdate, Metadata,
     NewConversation, NewMessage, Role, Timestamp, Usage, UsageTotals,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
 use crate::parts::Part;
+use crate::tool::{ToolCall, ToolSpec};
 use crate::types::{Role, Usage};
 
 /// Sampling settings (Bedrock's `inferenceConfig`); `None` leaves the model's default.
@@ -269,6 +270,10 @@ pub struct ModelRequest {
     pub guardrail: Option<GuardrailConfig>,
     /// Structured output to force.
     pub output_schema: Option<OutputSchema>,
+    /// Tools the model may call ([`ModelResponse::tool_calls`] holds the calls it makes).
+    /// When the conversation holds tool calls and results but no tool is offered, they go
+    /// to the model as text.
+    pub tools: Vec<ToolSpec>,
     /// Ask the model to cache the stable prefix of the call (the system prompt, and the
     /// turns before the last one), so that the next turn of the conversation reads it from
     /// the cache at a fraction of the price. A model that cannot cache ignores it.
@@ -309,6 +314,12 @@ impl ModelRequest {
         self
     }
 
+    /// Sets [`tools`](Self::tools).
+    pub fn with_tools(mut self, tools: impl Into<Vec<ToolSpec>>) -> Self {
+        self.tools = tools.into();
+        self
+    }
+
     /// Sets [`prompt_caching`](Self::prompt_caching).
     pub fn with_prompt_caching(mut self, on: bool) -> Self {
         self.prompt_caching = on;
@@ -327,12 +338,16 @@ pub enum StopReason {
     MaxTokens,
     /// It wrote a stop sequence.
     StopSequence,
-    /// It called a tool (structured output).
+    /// It called a tool (structured output, or one of the request's tools).
     ToolUse,
     /// A guardrail intervened.
     GuardrailIntervened,
     /// Content filters stopped it.
     ContentFiltered,
+    /// The conversation and the reply no longer fit the model's context window.
+    ModelContextWindowExceeded,
+    /// The model asked for a tool call whose input is not valid JSON.
+    MalformedToolUse,
     /// A reason this library does not know yet, as the service named it.
     Other(String),
 }
@@ -347,6 +362,8 @@ impl StopReason {
             Self::ToolUse => "tool_use",
             Self::GuardrailIntervened => "guardrail_intervened",
             Self::ContentFiltered => "content_filtered",
+            Self::ModelContextWindowExceeded => "model_context_window_exceeded",
+            Self::MalformedToolUse => "malformed_tool_use",
             Self::Other(s) => s,
         }
     }
@@ -360,6 +377,8 @@ impl StopReason {
             "tool_use" => Self::ToolUse,
             "guardrail_intervened" => Self::GuardrailIntervened,
             "content_filtered" => Self::ContentFiltered,
+            "model_context_window_exceeded" => Self::ModelContextWindowExceeded,
+            "malformed_tool_use" => Self::MalformedToolUse,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -376,6 +395,9 @@ pub struct ModelResponse {
     pub reasoning: Vec<Part>,
     /// For structured output: the JSON the model produced.
     pub structured: Option<serde_json::Value>,
+    /// The tools the model asks to call (of [`ModelRequest::tools`]), in order; the
+    /// stop reason is then [`StopReason::ToolUse`].
+    pub tool_calls: Vec<ToolCall>,
     /// Tokens used.
     pub usage: Usage,
     /// Why it stopped.
@@ -386,7 +408,7 @@ pub struct ModelResponse {
 
 /// One event of a streamed reply. A complete stream is the reasoning, if the model
 /// reasons (`ReasoningDelta`s, each block of them closed by a `ReasoningSignature`, or a
-/// `RedactedReasoning`), then any number of `TextDelta`s, then `Stop`, with `Usage`
+/// `RedactedReasoning`), then any number of `TextDelta`s, then any `ToolCall`s, then `Stop`, with `Usage`
 /// somewhere after the last delta; a stream that ends without `Stop` broke off.
 ///
 /// New kinds of event may be added: a `match` needs a `_` arm, and a consumer ignores
@@ -404,6 +426,8 @@ pub enum ModelEvent {
     ReasoningSignature(String),
     /// A block of reasoning the provider encrypted: kept and sent back, never shown.
     RedactedReasoning(bytes::Bytes),
+    /// A complete call of one of [`ModelRequest::tools`], after any text before it.
+    ToolCall(ToolCall),
     /// Why the model stopped; the text is complete.
     Stop(StopReason),
     /// Tokens used by the whole call.

@@ -11,6 +11,7 @@ use crate::error::ModelError;
 use crate::model::{ChatModel, ModelEvent, ModelRequest, ModelResponse, ModelStream, StopReason};
 use crate::parts::Part;
 use crate::schema_fill::fill;
+use crate::tool::ToolCall;
 use crate::types::{Role, Usage};
 
 /// The model id the offline model reports.
@@ -27,6 +28,10 @@ pub const OFFLINE_REASONING_SIGNATURE: &str = "offline-reasoning";
 /// briefly and deterministically ("Reasoning (offline model): ..."), streamed as
 /// [`ModelEvent::ReasoningDelta`]s and signed with [`OFFLINE_REASONING_SIGNATURE`], so that
 /// demos show reasoning; its tokens count as output tokens.
+///
+/// Offered [tools](crate::tool), it calls the first one whose name the question mentions
+/// (`current_time` when asked "what is the current time?"), with input made to fit the
+/// tool's schema, and then answers quoting what the tool returned.
 ///
 /// With an [`OutputSchema`](crate::OutputSchema) it returns JSON generated to validate
 /// against the schema: required properties, types, enums, nested objects and arrays, local
@@ -106,6 +111,11 @@ impl OfflineChatModel {
     }
 
     fn reply_text(request: &ModelRequest, question: &str) -> String {
+        if let Some(results) = request.messages.last().and_then(Self::tool_results) {
+            return format!(
+                "This is the offline model, answering with what the tools returned: {results}."
+            );
+        }
         let quoted: String = question.chars().take(200).collect();
         let ellipsis = if quoted.len() < question.len() {
             "…"
@@ -124,6 +134,32 @@ impl OfflineChatModel {
              real answers.",
             s = if earlier == 1 { "" } else { "s" },
         )
+    }
+
+    /// The tool results a turn holds, each as its text (`failed: ...` for an error), joined
+    /// by `; `; `None` when it holds none.
+    fn tool_results(turn: &crate::model::ModelMessage) -> Option<String> {
+        let results: Vec<String> = turn
+            .parts
+            .iter()
+            .filter_map(|part| match part {
+                Part::ToolResult {
+                    output, is_error, ..
+                } => {
+                    let text = match output {
+                        serde_json::Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    };
+                    Some(if *is_error {
+                        format!("failed: {text}")
+                    } else {
+                        text
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        (!results.is_empty()).then(|| results.join("; "))
     }
 
     /// The reasoning before the reply, when the request asks for reasoning.
@@ -205,44 +241,38 @@ impl ChatModel for OfflineChatModel {
                 reasoning: Vec::new(),
                 text,
                 structured: Some(value),
+                tool_calls: Vec::new(),
                 usage,
                 stop_reason: StopReason::ToolUse,
                 latency: started.elapsed(),
             });
         }
-        let (text, stop_reason) =
-            self.cut_at_max_tokens(&request, Self::reply_text(&request, question));
-        let reasoning = Self::reasoning_text(&request, question);
-        let mut usage = self.usage(&request, &text);
-        if let Some(reasoning) = &reasoning {
-            usage = self.with_reasoning(usage, reasoning);
-        }
+        let answer = self.answer(&request, question);
         Ok(ModelResponse {
-            reasoning: reasoning
+            reasoning: answer
+                .reasoning
                 .into_iter()
                 .map(|text| Part::Reasoning {
                     text,
                     signature: Some(OFFLINE_REASONING_SIGNATURE.to_owned()),
                 })
                 .collect(),
-            text,
+            text: answer.text,
             structured: None,
-            usage,
-            stop_reason,
+            tool_calls: answer.tool_calls,
+            usage: answer.usage,
+            stop_reason: answer.stop_reason,
             latency: started.elapsed(),
         })
     }
 
     async fn converse_stream(&self, request: ModelRequest) -> Result<ModelStream, ModelError> {
         let question = Self::validate(&request)?;
-        let (text, stop_reason) =
-            self.cut_at_max_tokens(&request, Self::reply_text(&request, question));
-        let mut usage = self.usage(&request, &text);
+        let answer = self.answer(&request, question);
         let mut events = Vec::new();
-        if let Some(reasoning) = Self::reasoning_text(&request, question) {
-            usage = self.with_reasoning(usage, &reasoning);
+        if let Some(reasoning) = &answer.reasoning {
             events.extend(
-                self.pieces(&reasoning)
+                self.pieces(reasoning)
                     .into_iter()
                     .map(ModelEvent::ReasoningDelta),
             );
@@ -251,8 +281,16 @@ impl ChatModel for OfflineChatModel {
             ));
         }
         let delay = self.delta_delay;
-        events.extend(self.pieces(&text).into_iter().map(ModelEvent::TextDelta));
-        events.extend([ModelEvent::Stop(stop_reason), ModelEvent::Usage(usage)]);
+        events.extend(
+            self.pieces(&answer.text)
+                .into_iter()
+                .map(ModelEvent::TextDelta),
+        );
+        events.extend(answer.tool_calls.into_iter().map(ModelEvent::ToolCall));
+        events.extend([
+            ModelEvent::Stop(answer.stop_reason),
+            ModelEvent::Usage(answer.usage),
+        ]);
         let stream = futures::stream::iter(events).then(move |event| async move {
             let piece = matches!(
                 event,
@@ -264,6 +302,68 @@ impl ChatModel for OfflineChatModel {
             Ok(event)
         });
         Ok(stream.boxed())
+    }
+}
+
+/// What the offline model answers, plain or streamed.
+struct Answer {
+    reasoning: Option<String>,
+    text: String,
+    tool_calls: Vec<ToolCall>,
+    stop_reason: StopReason,
+    usage: Usage,
+}
+
+impl OfflineChatModel {
+    /// The answer to `request`: a call of an offered tool the question names, or the
+    /// fixed reply (quoting the tools' results after a call), with reasoning when asked.
+    fn answer(&self, request: &ModelRequest, question: &str) -> Answer {
+        let reasoning = Self::reasoning_text(request, question);
+        let (text, tool_calls, stop_reason) = match Self::tool_call(request, question) {
+            Some(call) => (String::new(), vec![call], StopReason::ToolUse),
+            None => {
+                let (text, stop) =
+                    self.cut_at_max_tokens(request, Self::reply_text(request, question));
+                (text, Vec::new(), stop)
+            }
+        };
+        let written: String = tool_calls.iter().map(|c| c.input.to_string()).collect();
+        let mut usage = self.usage(request, &(text.clone() + &written));
+        if let Some(reasoning) = &reasoning {
+            usage = self.with_reasoning(usage, reasoning);
+        }
+        Answer {
+            reasoning,
+            text,
+            tool_calls,
+            stop_reason,
+            usage,
+        }
+    }
+
+    /// A call of the first offered tool whose name the question mentions (`current_time`
+    /// as "current time" too), with input made to fit its schema; none once the last turn
+    /// holds tool results.
+    fn tool_call(request: &ModelRequest, question: &str) -> Option<ToolCall> {
+        let last = request.messages.last()?;
+        if last
+            .parts
+            .iter()
+            .any(|part| matches!(part, Part::ToolResult { .. }))
+        {
+            return None;
+        }
+        let asked = question.to_lowercase();
+        let tool = request.tools.iter().find(|tool| {
+            let name = tool.name.to_lowercase();
+            asked.contains(&name) || asked.contains(&name.replace(['_', '-'], " "))
+        })?;
+        let round = request.messages.len();
+        Some(ToolCall {
+            id: format!("offline-{}-{round}", tool.name),
+            name: tool.name.clone(),
+            input: fill(&tool.input_schema, &tool.name, question),
+        })
     }
 }
 

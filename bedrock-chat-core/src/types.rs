@@ -59,6 +59,21 @@ pub struct Usage {
     pub cache_write_tokens: u64,
 }
 
+impl std::ops::AddAssign for Usage {
+    /// Adds another call's figures (a send that called tools made several calls).
+    fn add_assign(&mut self, other: Usage) {
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
+        self.cache_read_tokens = self
+            .cache_read_tokens
+            .saturating_add(other.cache_read_tokens);
+        self.cache_write_tokens = self
+            .cache_write_tokens
+            .saturating_add(other.cache_write_tokens);
+    }
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

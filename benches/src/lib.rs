@@ -24,6 +24,7 @@ impl ChatModel for InstantModel {
             reasoning: Vec::new(),
             text: REPLY.to_owned(),
             structured: None,
+            tool_calls: Vec::new(),
             usage: Usage::new(20, 12),
             stop_reason: StopReason::EndTurn,
             latency: std::time::Duration::ZERO,

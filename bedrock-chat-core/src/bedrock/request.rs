@@ -63,10 +63,12 @@ impl ConverseParts {
             None
         };
         let cache = caching && request.prompt_caching;
+        let tool_config = tool_config(&request)?;
+        let tools_offered = tool_config.is_some();
         let mut messages = request
             .messages
             .into_iter()
-            .map(message)
+            .map(|turn| message(turn, tools_offered))
             .collect::<Result<Vec<_>, _>>()?;
         if cache && messages.len() >= 2 {
             let stable = messages.len() - 2;
@@ -84,11 +86,6 @@ impl ConverseParts {
             Some(text) => Some(vec![SystemContentBlock::Text(text)]),
             None => None,
         };
-        let tool_config = request
-            .output_schema
-            .as_ref()
-            .map(tool_config)
-            .transpose()?;
         Ok(Self {
             messages,
             system,
@@ -139,13 +136,18 @@ fn cache_point() -> Result<CachePointBlock, ModelError> {
         .map_err(|e| invalid("cache point", e))
 }
 
-/// A turn as a Bedrock message: one text block, or a block per part.
-fn message(turn: ModelMessage) -> Result<Message, ModelError> {
+/// A turn as a Bedrock message: one text block, or a block per part (tool calls and
+/// results as text when no tool is offered).
+fn message(turn: ModelMessage, tools_offered: bool) -> Result<Message, ModelError> {
     let content = if turn.parts.is_empty() {
         vec![ContentBlock::Text(turn.content)]
     } else {
         turn.parts
             .into_iter()
+            .map(|part| match tools_offered {
+                true => part,
+                false => tool_part_as_text(part),
+            })
             .map(content_block)
             .collect::<Result<Vec<_>, _>>()?
     };
@@ -340,22 +342,62 @@ fn inference_config(inference: &InferenceConfig) -> Option<InferenceConfiguratio
 
 /// One tool whose input schema is the output schema, and a tool choice that forces it:
 /// the model's only way to answer is JSON that the schema describes.
-fn tool_config(schema: &OutputSchema) -> Result<ToolConfiguration, ModelError> {
-    let spec = ToolSpecification::builder()
-        .name(&schema.name)
-        .description(&schema.description)
-        .input_schema(ToolInputSchema::Json(to_document(&schema.schema)))
-        .build()
-        .map_err(|e| invalid("output schema tool", e))?;
-    let choice = SpecificToolChoice::builder()
-        .name(&schema.name)
-        .build()
-        .map_err(|e| invalid("tool choice", e))?;
+/// The request's tools, and the structured output's tool forced when there is one; `None`
+/// when there is neither.
+fn tool_config(request: &ModelRequest) -> Result<Option<ToolConfiguration>, ModelError> {
+    let spec = |name: &str, description: &str, schema: &serde_json::Value| {
+        ToolSpecification::builder()
+            .name(name)
+            .description(description)
+            .input_schema(ToolInputSchema::Json(to_document(schema)))
+            .build()
+            .map(Tool::ToolSpec)
+            .map_err(|e| invalid("tool specification", e))
+    };
+    let mut tools = request
+        .tools
+        .iter()
+        .map(|tool| spec(&tool.name, &tool.description, &tool.input_schema))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut choice = None;
+    if let Some(schema) = &request.output_schema {
+        tools.push(spec(&schema.name, &schema.description, &schema.schema)?);
+        let forced = SpecificToolChoice::builder()
+            .name(&schema.name)
+            .build()
+            .map_err(|e| invalid("tool choice", e))?;
+        choice = Some(ToolChoice::Tool(forced));
+    }
+    if tools.is_empty() {
+        return Ok(None);
+    }
     ToolConfiguration::builder()
-        .tools(Tool::ToolSpec(spec))
-        .tool_choice(ToolChoice::Tool(choice))
+        .set_tools(Some(tools))
+        .set_tool_choice(choice)
         .build()
+        .map(Some)
         .map_err(|e| invalid("tool configuration", e))
+}
+
+/// A tool call or result as text, for a conversation that holds them while no tool is
+/// offered (Bedrock refuses tool blocks without a tool configuration).
+fn tool_part_as_text(part: Part) -> Part {
+    match part {
+        Part::ToolUse { name, input, .. } => {
+            Part::text(format!("[called the tool {name} with {input}]"))
+        }
+        Part::ToolResult {
+            output, is_error, ..
+        } => {
+            let output = match output {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            let verb = if is_error { "failed" } else { "returned" };
+            Part::text(format!("[the tool {verb}: {output}]"))
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

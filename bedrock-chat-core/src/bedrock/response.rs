@@ -12,6 +12,7 @@ use super::document::to_json;
 use crate::error::ModelError;
 use crate::model::{ModelResponse, OutputSchema, StopReason};
 use crate::parts::{Binary, Part};
+use crate::tool::ToolCall;
 use crate::types::Usage;
 
 /// Bedrock's token counts (never negative in practice; clamped at 0 if they were),
@@ -99,6 +100,21 @@ pub(crate) fn into_response(
             (value.to_string(), Some(value))
         }
     };
+    // The calls of offered tools; a structured output's forced call is the answer instead.
+    let tool_calls = message
+        .content
+        .iter()
+        .filter_map(|block| match block {
+            ContentBlock::ToolUse(tool) if schema.is_none_or(|s| s.name != tool.name) => {
+                Some(ToolCall {
+                    id: tool.tool_use_id.clone(),
+                    name: tool.name.clone(),
+                    input: to_json(&tool.input),
+                })
+            }
+            _ => None,
+        })
+        .collect();
     let reasoning = message
         .content
         .into_iter()
@@ -121,6 +137,7 @@ pub(crate) fn into_response(
         text,
         reasoning,
         structured,
+        tool_calls,
         usage,
         stop_reason,
         latency,

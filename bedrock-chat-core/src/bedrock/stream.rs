@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
 use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
 use aws_sdk_bedrockruntime::types::{
-    ContentBlockDelta, ConverseStreamOutput, ReasoningContentBlockDelta,
+    ContentBlockDelta, ContentBlockStart, ConverseStreamOutput, ReasoningContentBlockDelta,
 };
 use futures::StreamExt;
 
@@ -17,6 +17,7 @@ use super::response::{stop_reason, usage};
 use super::Shared;
 use crate::error::ModelError;
 use crate::model::{ModelEvent, ModelStream};
+use crate::tool::ToolCall;
 
 type Receiver = EventReceiver<ConverseStreamOutput, ConverseStreamOutputError>;
 
@@ -53,6 +54,8 @@ struct State {
     /// Whether `messageStop` arrived: the reply is complete.
     stopped: bool,
     done: bool,
+    /// The tool call being streamed (an offered tool's): its id, name and input so far.
+    tool: Option<(String, String, String)>,
 }
 
 /// The events of an opened stream.
@@ -69,6 +72,7 @@ pub(crate) fn events(
         emitted: false,
         stopped: false,
         done: false,
+        tool: None,
     };
     futures::stream::unfold(state, |mut state| async move {
         if state.done {
@@ -136,8 +140,17 @@ impl State {
         Ok(())
     }
 
+    /// Whether `name` is the structured output's forced tool, whose input streams as text.
+    fn is_output_tool(&self, name: &str) -> bool {
+        self.parts
+            .output_schema
+            .as_ref()
+            .is_some_and(|schema| schema.name == name)
+    }
+
     /// The event for the caller, if `event` is one: reasoning, text (or, for structured
-    /// output, the tool input's JSON text), the stop reason, the usage.
+    /// output, the tool input's JSON text), an offered tool's whole call once its block
+    /// ends, the stop reason, the usage.
     fn map(&mut self, event: ConverseStreamOutput) -> Option<ModelEvent> {
         match event {
             ConverseStreamOutput::ContentBlockDelta(delta) => match delta.delta {
@@ -156,13 +169,34 @@ impl State {
                     ),
                     _ => None,
                 },
-                Some(ContentBlockDelta::ToolUse(tool))
-                    if self.parts.output_schema.is_some() && !tool.input.is_empty() =>
-                {
-                    Some(ModelEvent::TextDelta(tool.input))
+                Some(ContentBlockDelta::ToolUse(tool)) => match &mut self.tool {
+                    Some((_, _, input)) => {
+                        input.push_str(&tool.input);
+                        None
+                    }
+                    None if !tool.input.is_empty() => Some(ModelEvent::TextDelta(tool.input)),
+                    None => None,
+                },
+                _ => None,
+            },
+            ConverseStreamOutput::ContentBlockStart(start) => match start.start {
+                Some(ContentBlockStart::ToolUse(tool)) if !self.is_output_tool(&tool.name) => {
+                    self.tool = Some((tool.tool_use_id, tool.name, String::new()));
+                    None
                 }
                 _ => None,
             },
+            ConverseStreamOutput::ContentBlockStop(_) => {
+                let (id, name, input) = self.tool.take()?;
+                // Bedrock sends no input delta for a call without arguments. Input that is
+                // not JSON stays a string, which the service answers with an error result.
+                let input = match input.trim() {
+                    "" => serde_json::json!({}),
+                    text => serde_json::from_str(text)
+                        .unwrap_or_else(|_| serde_json::Value::String(input.clone())),
+                };
+                Some(ModelEvent::ToolCall(ToolCall { id, name, input }))
+            }
             ConverseStreamOutput::MessageStop(stop) => {
                 self.stopped = true;
                 Some(ModelEvent::Stop(stop_reason(&stop.stop_reason)))

@@ -11,6 +11,7 @@ use crate::context::{CharRatioEstimator, TokenEstimator};
 use crate::limiter::RateLimiter;
 use crate::model::{ChatModel, GuardrailConfig, InferenceConfig};
 use crate::store::HistoryStore;
+use crate::tool::Tool;
 
 /// The rules a [`ChatService`] applies to every send.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +53,13 @@ pub struct ChatPolicy {
     /// Whether sends ask the model to cache the stable prefix of a conversation (on by
     /// default; a model that cannot cache ignores it).
     pub prompt_caching: bool,
+    /// With tools registered, the model may ask for tool calls in at most this many rounds
+    /// of a send (5 by default); calls it asks for after that get an error result and
+    /// the model one last call to answer with what it has.
+    pub max_tool_rounds: u32,
+    /// A tool call that takes longer than this (30 s by default) is abandoned, and the
+    /// model told so in an error result.
+    pub tool_timeout: Duration,
 }
 
 impl Default for ChatPolicy {
@@ -71,6 +79,8 @@ impl Default for ChatPolicy {
             attachments: AttachmentLimits::default(),
             inline_attachment_bytes: 64 * 1024,
             prompt_caching: true,
+            max_tool_rounds: 5,
+            tool_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -143,6 +153,13 @@ impl ChatPolicy {
         self
     }
 
+    /// Sets how many rounds of tool calls a send may make and how long one call may take.
+    pub fn with_tool_limits(mut self, max_rounds: u32, timeout: Duration) -> Self {
+        self.max_tool_rounds = max_rounds;
+        self.tool_timeout = timeout;
+        self
+    }
+
     /// Sets how long a streamed reply may be silent before it fails.
     pub fn with_stream_idle_timeout(mut self, timeout: Duration) -> Self {
         self.stream_idle_timeout = timeout;
@@ -159,6 +176,7 @@ pub struct ChatServiceBuilder {
     token_budget: Option<Arc<dyn RateLimiter>>,
     estimator: Arc<dyn TokenEstimator>,
     blobs: Option<Arc<dyn BlobStore>>,
+    tools: Vec<Arc<dyn Tool>>,
     policy: ChatPolicy,
 }
 
@@ -171,6 +189,7 @@ impl ChatServiceBuilder {
             token_budget: None,
             estimator: Arc::new(CharRatioEstimator::default()),
             blobs: None,
+            tools: Vec::new(),
             policy: ChatPolicy::default(),
         }
     }
@@ -202,6 +221,50 @@ impl ChatServiceBuilder {
         self
     }
 
+    /// Offers `tool` to the model on every send; the service runs the calls the model asks
+    /// for (see [`crate::tool`]). A tool registered under a name already taken replaces
+    /// the earlier one.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use async_trait::async_trait;
+    /// use bedrock_chat_core::tool::{Tool, ToolContext, ToolError};
+    /// use bedrock_chat_core::{ChatService, OfflineChatModel, Part, SendRequest, UserId};
+    /// use bedrock_chat_store::InMemoryHistoryStore;
+    /// use serde_json::{json, Value};
+    ///
+    /// struct Dice;
+    ///
+    /// #[async_trait]
+    /// impl Tool for Dice {
+    ///     fn name(&self) -> &str { "roll_dice" }
+    ///     fn description(&self) -> &str { "Rolls a six-sided die." }
+    ///     fn input_schema(&self) -> Value { json!({"type": "object"}) }
+    ///     async fn call(&self, _: &ToolContext, _: Value) -> Result<Value, ToolError> {
+    ///         Ok(json!({"rolled": 4}))
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let service = ChatService::builder(
+    ///     Arc::new(OfflineChatModel::new()),
+    ///     Arc::new(InMemoryHistoryStore::new()),
+    /// )
+    /// .tool(Arc::new(Dice))
+    /// .build();
+    /// // The offline model calls a tool whose name the question mentions.
+    /// let reply = service.send(SendRequest::new(UserId::new("ada")?, "Roll dice!")).await?;
+    /// assert!(matches!(&reply.answer.parts[0], Part::ToolUse { name, .. } if name == "roll_dice"));
+    /// assert!(reply.text().contains(r#"{"rolled":4}"#));
+    /// # Ok(()) }
+    /// ```
+    pub fn tool(mut self, tool: Arc<dyn Tool>) -> Self {
+        self.tools.retain(|t| t.name() != tool.name());
+        self.tools.push(tool);
+        self
+    }
+
     /// Sets the policy.
     pub fn policy(mut self, policy: ChatPolicy) -> Self {
         self.policy = policy;
@@ -218,6 +281,7 @@ impl ChatServiceBuilder {
                 token_budget: self.token_budget,
                 estimator: self.estimator,
                 blobs: self.blobs,
+                tools: super::tools::Toolbox::new(self.tools),
                 policy: self.policy,
                 tasks: TaskTracker::new(),
             }),

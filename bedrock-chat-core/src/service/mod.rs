@@ -5,6 +5,7 @@ mod audit;
 mod builder;
 mod oneshot;
 mod stream;
+mod tools;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -304,6 +305,7 @@ struct Inner {
     token_budget: Option<Arc<dyn RateLimiter>>,
     estimator: Arc<dyn TokenEstimator>,
     blobs: Option<Arc<dyn BlobStore>>,
+    tools: tools::Toolbox,
     policy: ChatPolicy,
     tasks: TaskTracker,
 }
@@ -383,30 +385,35 @@ impl ChatService {
     /// [`ChatError::BudgetExhausted`] when over a limit; [`ChatError::Model`] when the
     /// model fails (nothing is stored then).
     pub async fn send(&self, request: SendRequest) -> Result<ChatReply, ChatError> {
-        let (prepared, model_request) = match self.prepare(request, Operation::Send).await? {
+        let (prepared, mut model_request) = match self.prepare(request, Operation::Send).await? {
             Preparation::Replay(reply) => return Ok(*reply),
             Preparation::Call(prepared, model_request) => (prepared, model_request),
         };
+        let inner = &self.inner;
         let started = Instant::now();
-        let response = match self.inner.model.converse(model_request).await {
-            Ok(response) => response,
-            Err(error) => {
-                let error = ChatError::from(error);
-                self.inner
-                    .audit_failure(&prepared, started.elapsed(), &error, 0, 0);
-                return Err(error);
+        let mut exchange = tools::Exchange::default();
+        loop {
+            let call = inner.tools.call_request(&mut model_request);
+            let response = match inner.model.converse(call).await {
+                Ok(response) => response,
+                Err(error) => {
+                    let error = ChatError::from(error);
+                    inner
+                        .failed(&prepared, &exchange, started.elapsed(), &error, 0, 0)
+                        .await;
+                    return Err(error);
+                }
+            };
+            let round = tools::Round::from(response);
+            let next = inner
+                .after_round(&mut exchange, round, &mut model_request, &prepared, None)
+                .await;
+            if let tools::Next::Done(stop_reason) = next {
+                return inner
+                    .finish(prepared, exchange, stop_reason, started.elapsed())
+                    .await;
             }
-        };
-        self.inner
-            .finish(
-                prepared,
-                response.text,
-                response.reasoning,
-                response.usage,
-                response.stop_reason,
-                started.elapsed(),
-            )
-            .await
+        }
     }
 
     /// Sends a message and streams the reply.
@@ -420,23 +427,27 @@ impl ChatService {
     /// # Errors
     /// As [`send`](Self::send), for what fails before the first event.
     pub async fn send_stream(&self, request: SendRequest) -> Result<ChatStream, ChatError> {
-        let (prepared, model_request) = match self.prepare(request, Operation::Stream).await? {
+        let (prepared, mut model_request) = match self.prepare(request, Operation::Stream).await? {
             Preparation::Replay(reply) => return Ok(ChatStream::replay(*reply)),
             Preparation::Call(prepared, model_request) => (prepared, model_request),
         };
         let started = Instant::now();
-        let model_stream = match self.inner.model.converse_stream(model_request).await {
+        let call = self.inner.tools.call_request(&mut model_request);
+        let model_stream = match self.inner.model.converse_stream(call).await {
             Ok(stream) => stream,
             Err(error) => {
                 let error = ChatError::from(error);
+                let none = tools::Exchange::default();
                 self.inner
-                    .audit_failure(&prepared, started.elapsed(), &error, 0, 0);
+                    .failed(&prepared, &none, started.elapsed(), &error, 0, 0)
+                    .await;
                 return Err(error);
             }
         };
         Ok(stream::spawn_generation(
             Arc::clone(&self.inner),
             prepared,
+            model_request,
             model_stream,
             started,
         ))
@@ -603,6 +614,7 @@ impl ChatService {
             inference: inner.inference_for(&request),
             guardrail: request.guardrail.or_else(|| policy.guardrail.clone()),
             output_schema: None,
+            tools: inner.tools.specs().to_vec(),
             prompt_caching: policy.prompt_caching,
         };
         let prepared = Prepared {
@@ -695,9 +707,12 @@ impl Inner {
         }
     }
 
-    fn audit_failure(
+    /// Audits a failed send. The rounds that completed before the failure (a send that
+    /// called tools) used tokens: they are charged, though nothing is stored.
+    async fn failed(
         &self,
         prepared: &Prepared,
+        exchange: &tools::Exchange,
         latency: Duration,
         error: &ChatError,
         partial_chars: usize,
@@ -715,6 +730,9 @@ impl Inner {
                 reasoning_chars,
             },
         );
+        if exchange.usage != Usage::default() {
+            self.account(&prepared.meta, exchange.usage).await;
+        }
     }
 
     /// The exchange stored under `uid`, if any.
@@ -743,17 +761,21 @@ impl Inner {
         }
     }
 
-    /// Stores the exchange and charges its tokens. A reply with `reasoning` is stored as
-    /// its reasoning parts, then its text, so that the next turn sends the reasoning back.
+    /// Stores the exchange and charges its tokens. A reply of text alone is stored as
+    /// text; one with reasoning or tool calls as its parts in order, so that the next turn
+    /// sends them back.
     async fn finish(
         &self,
         prepared: Prepared,
-        text: String,
-        reasoning: Vec<Part>,
-        usage: Usage,
+        exchange: tools::Exchange,
         stop_reason: StopReason,
         latency: Duration,
     ) -> Result<ChatReply, ChatError> {
+        let tools::Exchange {
+            parts: reply_parts,
+            usage,
+            ..
+        } = exchange;
         let model_id = self.model.model_id().to_owned();
         let uid = prepared.message_uid;
         let new_conversation = matches!(prepared.target, AppendTarget::CreateIfMissing(_));
@@ -787,16 +809,12 @@ impl Inner {
             }
             question = question.with_parts(parts);
         }
-        let reasoning_chars = reasoning_text(&reasoning).map_or(0, |r| r.chars().count());
-        let answer = if reasoning.is_empty() {
-            NewMessage::assistant(text)
-        } else {
-            let mut parts = reasoning;
-            // Bedrock refuses an empty text block on the next turn.
-            if !text.is_empty() {
-                parts.push(Part::text(text));
-            }
-            NewMessage::assistant(String::new()).with_parts(parts)
+        let reasoning_chars = reasoning_text(&reply_parts).map_or(0, |r| r.chars().count());
+        let answer = match <[Part; 1]>::try_from(reply_parts) {
+            Ok([Part::Text { text }]) => NewMessage::assistant(text),
+            Ok(parts) => NewMessage::assistant(String::new()).with_parts(parts.into()),
+            Err(parts) if parts.is_empty() => NewMessage::assistant(String::new()),
+            Err(parts) => NewMessage::assistant(String::new()).with_parts(parts),
         };
         let answer = answer
             .with_id(uid.reply_id())

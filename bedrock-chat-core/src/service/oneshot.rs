@@ -316,6 +316,7 @@ impl ChatService {
                 .clone()
                 .or_else(|| inner.policy.guardrail.clone()),
             output_schema,
+            tools: Vec::new(),
             prompt_caching: inner.policy.prompt_caching,
         };
         let model = inner.model.model_id();

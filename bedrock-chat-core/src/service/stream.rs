@@ -8,17 +8,21 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
+use super::tools::{Exchange, Next, Round};
 use super::{ChatReply, Inner, Prepared};
 use crate::context::part_tokens;
 use crate::error::{ChatError, ModelError};
 use crate::ids::{ChatId, MessageId};
 use crate::limiter::Decision;
-use crate::model::{ModelEvent, ModelStream};
+use crate::model::{ModelEvent, ModelRequest, ModelStream};
 use crate::parts::{Binary, Part};
+use crate::tool::ToolCall;
 use crate::types::Usage;
 
 /// One event of a streamed send: `Started`, the model's reasoning if it reasons (any
-/// number of `Reasoning`s), any number of `Delta`s, then `Completed` or `Failed`.
+/// number of `Reasoning`s), any number of `Delta`s, then `Completed` or `Failed`. With
+/// tools, each round of calls comes as `ToolCall` / `ToolResult` pairs, and the next
+/// round's `Reasoning`s and `Delta`s follow.
 ///
 /// New kinds of event may be added: a `match` needs a `_` arm, and a host ignores events
 /// it does not know.
@@ -45,6 +49,22 @@ pub enum StreamEvent {
     Reasoning(String),
     /// The next piece of the reply.
     Delta(String),
+    /// The model calls a registered tool (see [`crate::tool`]); its
+    /// [`ToolResult`](Self::ToolResult) follows once the tool has answered, and the reply
+    /// goes on.
+    ToolCall(ToolCall),
+    /// A tool's answer to a [`ToolCall`](Self::ToolCall), as the model receives it: its
+    /// output, or an error message when `is_error`.
+    ToolResult {
+        /// The call's id.
+        tool_use_id: String,
+        /// The tool's name.
+        name: String,
+        /// What the tool returned (or why it failed).
+        output: serde_json::Value,
+        /// Whether the call failed.
+        is_error: bool,
+    },
     /// The reply is complete and stored.
     Completed(Box<ChatReply>),
     /// The reply failed; nothing was stored, and a retry with the same `message_uid` may
@@ -91,8 +111,11 @@ impl ChatStream {
             match event {
                 StreamEvent::Completed(reply) => return Ok(*reply),
                 StreamEvent::Failed(error) => return Err(error),
-                StreamEvent::Started { .. } | StreamEvent::Reasoning(_) | StreamEvent::Delta(_) => {
-                }
+                StreamEvent::Started { .. }
+                | StreamEvent::Reasoning(_)
+                | StreamEvent::Delta(_)
+                | StreamEvent::ToolCall(_)
+                | StreamEvent::ToolResult { .. } => {}
             }
         }
         Err(ModelError::model_failure("the generation task ended without a result").into())
@@ -122,10 +145,12 @@ fn started(
     }
 }
 
-/// Spawns the task that reads the model's stream, forwards it, and stores the reply.
+/// Spawns the task that reads the model's stream, forwards it, runs the tools it calls
+/// (opening the next round's stream), and stores the reply.
 pub(super) fn spawn_generation(
     inner: Arc<Inner>,
     prepared: Prepared,
+    request: ModelRequest,
     model_stream: ModelStream,
     started_at: Instant,
 ) -> ChatStream {
@@ -138,7 +163,7 @@ pub(super) fn spawn_generation(
     ));
     let tasks = inner.tasks.clone();
     tasks.spawn(async move {
-        let outcome = generate(&inner, prepared, model_stream, started_at, &tx).await;
+        let outcome = generate(&inner, prepared, request, model_stream, started_at, &tx).await;
         // A closed channel means the caller went away; the reply is stored regardless.
         let _ = tx.send(match outcome {
             Ok(reply) => StreamEvent::Completed(Box::new(reply)),
@@ -151,13 +176,69 @@ pub(super) fn spawn_generation(
 async fn generate(
     inner: &Inner,
     prepared: Prepared,
+    mut request: ModelRequest,
     mut model_stream: ModelStream,
     started_at: Instant,
     tx: &mpsc::UnboundedSender<StreamEvent>,
 ) -> Result<ChatReply, ChatError> {
+    let mut exchange = Exchange::default();
+    loop {
+        let round = match read_round(inner, &prepared, model_stream, tx).await {
+            Ok(round) => round,
+            Err((error, partial)) => {
+                let error = ChatError::from(error);
+                inner
+                    .failed(
+                        &prepared,
+                        &exchange,
+                        started_at.elapsed(),
+                        &error,
+                        partial.text.chars().count(),
+                        partial.reasoning.chars,
+                    )
+                    .await;
+                return Err(error);
+            }
+        };
+        let next = inner
+            .after_round(&mut exchange, round, &mut request, &prepared, Some(tx))
+            .await;
+        if let Next::Done(stop_reason) = next {
+            return inner
+                .finish(prepared, exchange, stop_reason, started_at.elapsed())
+                .await;
+        }
+        let call = inner.tools.call_request(&mut request);
+        model_stream = match inner.model.converse_stream(call).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                let error = ChatError::from(error);
+                inner
+                    .failed(&prepared, &exchange, started_at.elapsed(), &error, 0, 0)
+                    .await;
+                return Err(error);
+            }
+        };
+    }
+}
+
+/// What a round streamed before it broke off, for the audit; it is never stored.
+#[derive(Default)]
+struct Partial {
+    text: String,
+    reasoning: Reasoning,
+}
+
+/// Reads one model call's stream to its end, forwarding reasoning and text.
+async fn read_round(
+    inner: &Inner,
+    prepared: &Prepared,
+    mut model_stream: ModelStream,
+    tx: &mpsc::UnboundedSender<StreamEvent>,
+) -> Result<Round, (ModelError, Partial)> {
     let idle = inner.policy.stream_idle_timeout;
-    let mut text = String::new();
-    let mut reasoning = Reasoning::default();
+    let mut partial = Partial::default();
+    let mut calls = Vec::new();
     let mut stop_reason = None;
     let mut usage = None;
     let result: Result<(), ModelError> = async {
@@ -168,11 +249,12 @@ async fn generate(
                     ModelError::timeout(format!("the model sent nothing for {}s", idle.as_secs()))
                         .with_source(elapsed)
                 })?;
+            let reasoning = &mut partial.reasoning;
             match next {
                 None => return Ok(()),
                 Some(Err(error)) => return Err(error),
                 Some(Ok(ModelEvent::TextDelta(delta))) => {
-                    text.push_str(&delta);
+                    partial.text.push_str(&delta);
                     let _ = tx.send(StreamEvent::Delta(delta));
                 }
                 Some(Ok(ModelEvent::ReasoningDelta(delta))) => {
@@ -189,6 +271,7 @@ async fn generate(
                         data: Binary::Bytes(data),
                     });
                 }
+                Some(Ok(ModelEvent::ToolCall(call))) => calls.push(call),
                 Some(Ok(ModelEvent::Stop(reason))) => stop_reason = Some(reason),
                 Some(Ok(ModelEvent::Usage(u))) => usage = Some(u),
             }
@@ -198,31 +281,23 @@ async fn generate(
 
     let stop_reason = match (result, stop_reason) {
         (Ok(()), Some(reason)) => reason,
-        (Err(error), _) => {
-            return Err(failed(
-                inner, &prepared, &text, &reasoning, started_at, error,
-            ))
-        }
+        (Err(error), _) => return Err((error, partial)),
         (Ok(()), None) => {
             let error =
                 ModelError::model_failure("the reply stream ended before the model finished");
-            return Err(failed(
-                inner, &prepared, &text, &reasoning, started_at, error,
-            ));
+            return Err((error, partial));
         }
     };
+    let Partial { text, reasoning } = partial;
     let reasoning = reasoning.into_parts();
-    let usage = usage.unwrap_or_else(|| estimated_usage(inner, &prepared, &text, &reasoning));
-    inner
-        .finish(
-            prepared,
-            text,
-            reasoning,
-            usage,
-            stop_reason,
-            started_at.elapsed(),
-        )
-        .await
+    let usage = usage.unwrap_or_else(|| estimated_usage(inner, prepared, &text, &reasoning));
+    Ok(Round {
+        text,
+        reasoning,
+        calls,
+        usage,
+        stop_reason,
+    })
 }
 
 /// The reasoning of a streamed reply, gathered into parts as its blocks close.
@@ -253,26 +328,6 @@ impl Reasoning {
         self.close(None);
         self.parts
     }
-}
-
-/// Audits a failed generation; the partial text and reasoning are dropped, never stored.
-fn failed(
-    inner: &Inner,
-    prepared: &Prepared,
-    partial: &str,
-    reasoning: &Reasoning,
-    started_at: Instant,
-    error: ModelError,
-) -> ChatError {
-    let error = ChatError::from(error);
-    inner.audit_failure(
-        prepared,
-        started_at.elapsed(),
-        &error,
-        partial.chars().count(),
-        reasoning.chars,
-    );
-    error
 }
 
 /// Usage for a model that streamed no usage figures: estimated, reasoning included, so

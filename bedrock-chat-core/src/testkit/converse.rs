@@ -57,6 +57,7 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
         }
     }
     let mut attachments = Vec::new();
+    let mut tool_turns = ToolTurns::new(body.get("toolConfig").is_some());
     let mut previous_role: Option<&str> = None;
     for (i, message) in messages.iter().enumerate() {
         let role = message.get("role").and_then(Value::as_str).unwrap_or("");
@@ -91,6 +92,7 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
                 )
             })?;
         let mut text = String::new();
+        tool_turns.check(role, blocks, i)?;
         for (j, block) in blocks.iter().enumerate() {
             if block.get("cachePoint").is_some() {
                 ask.cache_points.push(prefix.cache_point(&ask));
@@ -120,11 +122,13 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
         }
         if role == "user" {
             ask.last_user_text = text;
+            ask.tool_results = tool_results(blocks);
         }
     }
     if messages.is_empty() {
         return Err(must_start_with_user());
     }
+    tool_turns.finish(messages.len())?;
     check_attachments(&attachments)?;
     if let Some(inference) = body.get("inferenceConfig") {
         ask.max_tokens = check_max_tokens(inference.get("maxTokens"), limits)?;
@@ -136,6 +140,7 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
             ask.forced_tool = Some(name);
             ask.forced_tool_schema = schema;
         }
+        ask.offered_tools = offered_tools(tools);
     }
     if ask.input_tokens() > limits.context_window_tokens {
         return Err("Input is too long for requested model.".into());
@@ -415,6 +420,136 @@ fn forced_tool(tool_config: &Value) -> Result<Option<(String, Option<Value>)>, S
             )),
         },
         None => Ok(None),
+    }
+}
+
+/// The offered tools' names and input schemas.
+fn offered_tools(tool_config: &Value) -> Vec<(String, Value)> {
+    let Some(tools) = tool_config.get("tools").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    tools
+        .iter()
+        .filter_map(|tool| {
+            let spec = tool.get("toolSpec")?;
+            let name = spec.get("name")?.as_str()?.to_owned();
+            let schema = spec
+                .pointer("/inputSchema/json")
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object"}));
+            Some((name, schema))
+        })
+        .collect()
+}
+
+/// The tool results of a user turn, each as its text (`failed: ...` for an error).
+fn tool_results(blocks: &[Value]) -> Vec<String> {
+    blocks
+        .iter()
+        .filter_map(|block| block.get("toolResult"))
+        .map(|result| {
+            let text: String = result
+                .get("content")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|c| match (c.get("text"), c.get("json")) {
+                    (Some(Value::String(t)), _) => t.clone(),
+                    (_, Some(json)) => json.to_string(),
+                    _ => c.to_string(),
+                })
+                .collect();
+            match result.get("status").and_then(Value::as_str) {
+                Some("error") => format!("failed: {text}"),
+                _ => text,
+            }
+        })
+        .collect()
+}
+
+/// Bedrock's rules for tool blocks: allowed only with a `toolConfig`, and every `toolUse`
+/// of an assistant turn answered by a `toolResult` with its id in the next (user) turn,
+/// and no result without its call.
+struct ToolTurns {
+    config: bool,
+    /// The calls of the last assistant turn, not yet answered, and that turn's index.
+    open: Vec<String>,
+    opened_at: usize,
+}
+
+impl ToolTurns {
+    fn new(config: bool) -> Self {
+        Self {
+            config,
+            open: Vec::new(),
+            opened_at: 0,
+        }
+    }
+
+    fn check(&mut self, role: &str, blocks: &[Value], i: usize) -> Result<(), String> {
+        let id = |block: &Value, kind: &str, key: &str| {
+            block
+                .get(kind)
+                .and_then(|b| b.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let calls: Vec<String> = blocks
+            .iter()
+            .filter_map(|b| id(b, "toolUse", "toolUseId"))
+            .collect();
+        let results: Vec<String> = blocks
+            .iter()
+            .filter_map(|b| id(b, "toolResult", "toolUseId"))
+            .collect();
+        if (!calls.is_empty() || !results.is_empty()) && !self.config {
+            return Err(
+                "The toolConfig field must be defined when using toolUse and toolResult \
+                        content blocks."
+                    .into(),
+            );
+        }
+        if role == "assistant" {
+            if !results.is_empty() {
+                return Err(format!(
+                    "messages.{i}: toolResult blocks are only allowed in a user turn."
+                ));
+            }
+            self.open = calls;
+            self.opened_at = i;
+            return Ok(());
+        }
+        if let Some(stray) = results.iter().find(|r| !self.open.contains(r)) {
+            return Err(format!(
+                "messages.{i}.content: the toolResult block with toolUseId {stray} answers no \
+                 toolUse block of the previous turn."
+            ));
+        }
+        let missing: Vec<&String> = self.open.iter().filter(|c| !results.contains(c)).collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "Expected toolResult blocks at messages.{i}.content for the following Ids: {}",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        self.open.clear();
+        Ok(())
+    }
+
+    /// A conversation may not end with calls still open (it must end with a user turn,
+    /// which `check` has seen answer them).
+    fn finish(&self, len: usize) -> Result<(), String> {
+        match self.open.is_empty() {
+            true => Ok(()),
+            false => Err(format!(
+                "Expected toolResult blocks at messages.{len}.content for the following Ids: {}",
+                self.open.join(", ")
+            )),
+        }
     }
 }
 

@@ -28,6 +28,10 @@ pub(crate) struct Ask {
     pub(crate) cache_points: Vec<CachePoint>,
     /// The reasoning budget, when the request turns extended thinking on.
     pub(crate) reasoning_budget: Option<u64>,
+    /// The tools the request offers: names and input schemas.
+    pub(crate) offered_tools: Vec<(String, Value)>,
+    /// The tool results the last user turn holds, each as its text.
+    pub(crate) tool_results: Vec<String>,
 }
 
 /// A cache point of a request: the prefix before it, hashed, and its tokens.
@@ -91,6 +95,19 @@ impl PromptCache {
 }
 
 impl Ask {
+    /// The first offered tool whose name the last user message mentions (`current_time`
+    /// as "current time" too).
+    pub(crate) fn named_tool(&self) -> Option<(&str, &Value)> {
+        let asked = self.last_user_text.to_lowercase();
+        self.offered_tools
+            .iter()
+            .find(|(name, _)| {
+                let name = name.to_lowercase();
+                asked.contains(&name) || asked.contains(&name.replace(['_', '-'], " "))
+            })
+            .map(|(name, schema)| (name.as_str(), schema))
+    }
+
     /// The input tokens of the whole request.
     pub(crate) fn input_tokens(&self) -> u64 {
         tokens_for(self.input_chars).saturating_add(self.attachment_tokens)
@@ -172,15 +189,23 @@ fn fragments(input: &Value) -> Vec<String> {
 impl Plan {
     /// The default answer: the last user message, word by word; with a forced tool, a call
     /// of it with input generated to validate against the tool's input schema (strings made
-    /// from the property names and that message), as a model's structured output would. A
-    /// `max_tokens` limit cuts the echo (at 4 characters a token) and makes the stop reason
-    /// `max_tokens`.
+    /// from the property names and that message), as a model's structured output would.
+    /// With offered tools, a call of the first one the message names (input made the same
+    /// way), and after tool results, "Tool results: ..." quoting them. A `max_tokens` limit
+    /// cuts the echo (at 4 characters a token) and makes the stop reason `max_tokens`.
     pub(crate) fn echo(ask: &Ask, timing: Timing) -> Self {
         let reply = match &ask.forced_tool {
             Some(name) => {
                 let object = json!({ "type": "object" });
                 let schema = ask.forced_tool_schema.as_ref().unwrap_or(&object);
                 FakeReply::tool_use(fill(schema, name, &ask.last_user_text))
+            }
+            None if !ask.tool_results.is_empty() => {
+                FakeReply::text(format!("Tool results: {}", ask.tool_results.join("; ")))
+            }
+            None if ask.named_tool().is_some() => {
+                let (name, schema) = ask.named_tool().expect("checked just above");
+                FakeReply::tool_use_named(name, fill(schema, name, &ask.last_user_text))
             }
             None => {
                 let limit = ask
