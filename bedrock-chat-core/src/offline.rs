@@ -10,7 +10,7 @@ use crate::context::{CharRatioEstimator, TokenEstimator};
 use crate::error::ModelError;
 use crate::model::{ChatModel, ModelEvent, ModelRequest, ModelResponse, ModelStream, StopReason};
 use crate::parts::Part;
-use crate::schema_fill::fill;
+use crate::schema_fill::{fill, fill_tool_input};
 use crate::tool::ToolCall;
 use crate::types::{Role, Usage};
 
@@ -362,7 +362,7 @@ impl OfflineChatModel {
         Some(ToolCall {
             id: format!("offline-{}-{round}", tool.name),
             name: tool.name.clone(),
-            input: fill(&tool.input_schema, &tool.name, question),
+            input: fill_tool_input(&tool.input_schema, &tool.name, question),
         })
     }
 }

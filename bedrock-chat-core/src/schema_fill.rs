@@ -24,6 +24,22 @@ const MAX_HOPS: usize = 16;
 /// How much of the seed strings quote.
 const SEED_CHARS: usize = 80;
 
+/// The input a model would give a tool with input `schema`, as [`fill`] makes it, but with
+/// only the required top-level properties: an optional argument left out, as models do
+/// when the question does not call for it.
+pub(crate) fn fill_tool_input(schema: &Value, name: &str, seed: &str) -> Value {
+    let mut input = fill(schema, name, seed);
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if let Value::Object(properties) = &mut input {
+        properties.retain(|key, _| required.contains(&key.as_str()));
+    }
+    input
+}
+
 /// A value that validates against `schema` (the supported keywords: see the module docs).
 /// `name` names the root (the tool or schema name); `seed` is the text strings are made
 /// from.

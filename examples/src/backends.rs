@@ -176,6 +176,9 @@ pub async fn model(spec: &str) -> Result<Arc<dyn ChatModel>, StartupError> {
     }
 }
 
+/// How long one call of an example tool may take.
+const TOOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The policy the flags give.
 ///
 /// # Errors
@@ -205,7 +208,8 @@ pub fn policy(args: &BackendArgs) -> Result<ChatPolicy, StartupError> {
         .with_inference(args.inference())
         .with_max_message_chars(args.max_message_chars)
         .with_audit_message_text(args.log_message_text)
-        .with_prompt_caching(!args.no_prompt_caching);
+        .with_prompt_caching(!args.no_prompt_caching)
+        .with_tool_limits(args.max_tool_rounds, TOOL_TIMEOUT);
     if let Some(prompt) = &args.system_prompt {
         policy = policy.with_system_prompt(prompt.clone());
     }
@@ -239,9 +243,12 @@ pub async fn service(args: &BackendArgs) -> Result<ChatService, StartupError> {
             .and_per_key(quota(&args.rate_limit, "--rate-limit")?);
     }
     let request_limiter = limiter(&args.limiter, layers, "requests").await?;
-    let mut builder = ChatService::builder(model, store)
+    let mut builder = ChatService::builder(model, Arc::clone(&store))
         .request_limiter(request_limiter)
         .policy(policy);
+    for tool in &args.tools {
+        builder = builder.tool(tool.build(&store));
+    }
     if let Some(url) = &args.blob_store {
         builder = builder.blob_store(blob_store(url).await?);
     }

@@ -98,6 +98,26 @@ pub struct BackendArgs {
     #[arg(long, env = "BEDROCK_CHAT_REASONING_BUDGET", value_name = "N")]
     pub reasoning_budget: Option<u32>,
 
+    /// Offer the model a tool (repeat the flag, or list them with commas in the
+    /// variable): `current_time` (the date and time now) or `recent_conversations` (the
+    /// titles of the caller's own latest conversations). The model calls a tool when it
+    /// needs it; calls and results stream as `tool_call` / `tool_result` events and are
+    /// stored with the reply. The offline model calls a tool whose name the message
+    /// mentions ("what is the current time?").
+    #[arg(
+        long = "tool",
+        env = "BEDROCK_CHAT_TOOLS",
+        value_enum,
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub tools: Vec<crate::tools::ExampleTool>,
+
+    /// The most rounds of tool calls one message may make; calls after that get an error
+    /// and the model one last call to answer.
+    #[arg(long, env = "BEDROCK_CHAT_MAX_TOOL_ROUNDS", default_value_t = 5)]
+    pub max_tool_rounds: u32,
+
     /// A Bedrock Guardrail applied to every call, as `ID:VERSION`.
     #[arg(long, env = "BEDROCK_CHAT_GUARDRAIL")]
     pub guardrail: Option<GuardrailSpec>,

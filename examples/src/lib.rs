@@ -19,3 +19,4 @@ pub mod export;
 pub mod http;
 pub mod lambda;
 pub mod telemetry;
+pub mod tools;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::script::{FakeContent, FakeReply, Timing};
-use crate::schema_fill::fill;
+use crate::schema_fill::{fill, fill_tool_input};
 use crate::types::Usage;
 
 /// What a model call asks, read from a Converse or an Anthropic body.
@@ -205,7 +205,7 @@ impl Plan {
             }
             None if ask.named_tool().is_some() => {
                 let (name, schema) = ask.named_tool().expect("checked just above");
-                FakeReply::tool_use_named(name, fill(schema, name, &ask.last_user_text))
+                FakeReply::tool_use_named(name, fill_tool_input(schema, name, &ask.last_user_text))
             }
             None => {
                 let limit = ask

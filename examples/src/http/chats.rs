@@ -225,7 +225,7 @@ struct DeltaEvent<'a> {
     summary = "Send a message and stream the reply as Server-Sent Events",
     request_body = ChatRequest,
     responses(
-        (status = 200, description = "Events: start {chat_id, message_uid, response_session_id, model}, reasoning {text}... when the model reasons, delta {text}..., then done (the ChatResponse) or error (an ErrorBody)", content_type = "text/event-stream", body = super::openapi::SseEventDoc),
+        (status = 200, description = "Events: start {chat_id, message_uid, response_session_id, model}, reasoning {text}... when the model reasons, delta {text}..., with tools tool_call {id, name, input} and tool_result {id, name, output, is_error} for each call between rounds, then done (the ChatResponse) or error (an ErrorBody)", content_type = "text/event-stream", body = super::openapi::SseEventDoc),
         (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
         (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
         (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
@@ -310,11 +310,39 @@ fn sse_event(event: StreamEvent) -> (Event, Option<bedrock_chat_core::Decision>)
             (json_event("reasoning", &DeltaEvent { text: &text }), None)
         }
         StreamEvent::Delta(text) => (json_event("delta", &DeltaEvent { text: &text }), None),
+        StreamEvent::ToolCall(call) => (json_event("tool_call", &call), None),
+        StreamEvent::ToolResult {
+            tool_use_id,
+            name,
+            output,
+            is_error,
+            ..
+        } => (
+            json_event(
+                "tool_result",
+                &ToolResultEvent {
+                    id: &tool_use_id,
+                    name: &name,
+                    output: &output,
+                    is_error,
+                },
+            ),
+            None,
+        ),
         StreamEvent::Completed(reply) => (json_event("done", &ChatResponse::from(*reply)), None),
         StreamEvent::Failed(error) => (error_event(error), None),
         // A kind of event added later: nothing a client of today understands.
         _ => (Event::default().comment("unknown event"), None),
     }
+}
+
+/// A `tool_result` event: the call's id, the tool, what it returned (or why it failed).
+#[derive(Serialize)]
+struct ToolResultEvent<'a> {
+    id: &'a str,
+    name: &'a str,
+    output: &'a serde_json::Value,
+    is_error: bool,
 }
 
 fn json_event<T: Serialize>(name: &str, data: &T) -> Event {

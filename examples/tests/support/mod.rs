@@ -319,3 +319,73 @@ pub fn parse_sse(text: &str) -> Vec<(String, serde_json::Value)> {
         })
         .collect()
 }
+
+/// A JSON client of a served router: one browser (its own cookie jar, so one anonymous
+/// identity) on `base`.
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    /// A new browser on the server at `base`.
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            client: browser(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs `body` as JSON: the status and the body (JSON, or the text as a string).
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// GETs `path`, which must answer 200 with JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    /// A streamed send's events.
+    pub async fn stream(&self, body: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+        let response = self
+            .client
+            .post(self.url("/api/v1/chats/stream"))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        parse_sse(&response.text().await.unwrap())
+    }
+
+    /// The messages of conversation `chat_id`, oldest first.
+    pub async fn messages(&self, chat_id: &str) -> Vec<serde_json::Value> {
+        let page = self
+            .get_json(&format!("/api/v1/conversations/{chat_id}/messages"))
+            .await;
+        page["items"].as_array().unwrap().clone()
+    }
+}
