@@ -7,39 +7,16 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::path::Path;
-use std::process::Stdio;
 
 use base64::Engine as _;
 use serde_json::Value;
 
 mod support;
-use support::{Scratch, EXIT};
+use support::{cli, Scratch};
 
 /// A 1x1 PNG.
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 const NOTES: &str = "# Notes\n\nWe met; we agreed.\n";
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn cli(dir: &Path, args: &[&str]) -> Run {
-    let child = support::program("cli", dir, args, &[])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let output = support::output_within(child, EXIT, &format!("the CLI with {args:?}"));
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 fn conversations(dir: &Path) -> Vec<Value> {
     let run = cli(dir, &["history", "list", "--json", "--user", "ada"]);

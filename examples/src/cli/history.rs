@@ -9,7 +9,7 @@ use bedrock_chat_core::{
 use futures::TryStreamExt;
 
 use super::exit::Failure;
-use super::output::{count, one_line, Paint, Terminal};
+use super::output::{count, one_line, tool_line, Paint, Terminal};
 use super::HistoryCommand;
 
 /// Messages read per store call when showing a conversation.
@@ -204,9 +204,25 @@ pub fn print_message(out: &mut impl Write, message: &Message, paint: Paint) -> s
     };
     writeln!(out, "{} {}", who, paint.dim(&format!("· {when}")))?;
     for part in &message.parts {
-        if let Part::Reasoning { text, .. } = part {
-            let text = format!("thinking: {}", text.trim_end_matches('\n'));
-            writeln!(out, "{}", paint.dim(&text))?;
+        match part {
+            Part::Reasoning { text, .. } => {
+                let text = format!("thinking: {}", text.trim_end_matches('\n'));
+                writeln!(out, "{}", paint.dim(&text))?;
+            }
+            Part::ToolResult {
+                tool_use_id,
+                output,
+                is_error,
+            } => {
+                let call = message.parts.iter().find_map(|p| match p {
+                    Part::ToolUse { id, name, input } if id == tool_use_id => Some((name, input)),
+                    _ => None,
+                });
+                let (name, input) =
+                    call.map_or(("?", &serde_json::Value::Null), |(n, i)| (n.as_str(), i));
+                writeln!(out, "{}", tool_line(paint, name, input, output, *is_error))?;
+            }
+            _ => {}
         }
     }
     writeln!(out, "{}", message.content.trim_end_matches('\n'))?;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bedrock_chat_core::{ChatError, ChatId, ChatReply, ChatStream, ModelError, StreamEvent};
 use futures::StreamExt;
+use serde_json::Value;
 
 use super::ColorChoice;
 
@@ -207,6 +208,8 @@ pub struct Thoughts<'a> {
     /// Whether any reasoning was written, and whether the block was closed.
     started: bool,
     closed: bool,
+    /// Whether tool lines were written since the last blank line.
+    tool_lines: bool,
 }
 
 impl<'a> Thoughts<'a> {
@@ -217,6 +220,7 @@ impl<'a> Thoughts<'a> {
             paint,
             started: false,
             closed: false,
+            tool_lines: false,
         }
     }
 
@@ -232,20 +236,44 @@ impl<'a> Thoughts<'a> {
         self.out.flush()
     }
 
-    /// Ends the reasoning shown (if any) before the answer starts.
+    /// Ends the reasoning or tool lines shown (if any) before the answer starts.
     fn close(&mut self) -> std::io::Result<()> {
         if self.started && !self.closed {
             self.closed = true;
             self.out.write_all(b"\n\n")?;
-            self.out.flush()?;
+        } else if self.tool_lines {
+            self.out.write_all(b"\n")?;
         }
-        Ok(())
+        self.tool_lines = false;
+        self.out.flush()
+    }
+
+    /// A tool call and its result on one dimmed line, `tool: NAME INPUT → OUTPUT` (or
+    /// `failed: MESSAGE`), cut to a line's length. Reasoning after it (the model's next
+    /// round) gets its own `thinking: ` heading.
+    fn tool(
+        &mut self,
+        name: &str,
+        input: &Value,
+        output: &Value,
+        is_error: bool,
+    ) -> std::io::Result<()> {
+        self.close()?;
+        writeln!(
+            self.out,
+            "{}",
+            tool_line(self.paint, name, input, output, is_error)
+        )?;
+        self.started = false;
+        self.closed = false;
+        self.tool_lines = true;
+        self.out.flush()
     }
 }
 
 /// Reads `stream` to its end, writing each piece of text to `out` as it arrives when
-/// `echo` is set, and the model's reasoning to `thoughts` when there is somewhere to show
-/// it, until `stop` completes first (Ctrl-C). A spinner on stderr covers the wait for the
+/// `echo` is set, and the model's reasoning and tool calls to `thoughts` when there is
+/// somewhere to show them, until `stop` completes first (Ctrl-C). A spinner on stderr covers the wait for the
 /// first piece when `spinner` is set. A written answer is ended with a newline.
 ///
 /// # Errors
@@ -263,6 +291,8 @@ pub async fn stream_answer(
     let mut chat_id = None;
     let mut wrote = false;
     let mut ends_with_newline = true;
+    // Tool calls waiting for their results: id and input.
+    let mut calls: Vec<(String, Value)> = Vec::new();
     let mut stop = std::pin::pin!(stop);
     let answer = loop {
         let event = tokio::select! {
@@ -290,6 +320,28 @@ pub async fn stream_answer(
                     ends_with_newline = text.ends_with('\n');
                 }
             }
+            Some(StreamEvent::ToolCall(call)) => calls.push((call.id, call.input)),
+            Some(StreamEvent::ToolResult {
+                tool_use_id,
+                name,
+                output,
+                is_error,
+                ..
+            }) => {
+                let input = calls
+                    .iter()
+                    .position(|(id, _)| *id == tool_use_id)
+                    .map_or(Value::Null, |at| calls.swap_remove(at).1);
+                if let Some(thoughts) = thoughts.as_mut() {
+                    spinner.stop();
+                    // Text of an earlier round ends before the line.
+                    if wrote && !ends_with_newline {
+                        out.write_all(b"\n\n")?;
+                        ends_with_newline = true;
+                    }
+                    thoughts.tool(&name, &input, &output, is_error)?;
+                }
+            }
             Some(StreamEvent::Completed(reply)) => break Answer::Done(reply),
             Some(StreamEvent::Failed(error)) => break Answer::Failed { chat_id, error },
             Some(_) => {}
@@ -311,6 +363,30 @@ pub async fn stream_answer(
         out.flush()?;
     }
     Ok(answer)
+}
+
+/// A tool call and its result as one line, `tool: NAME INPUT → OUTPUT` (or `failed:
+/// MESSAGE`), cut to 200 characters: dimmed, an error in yellow.
+pub fn tool_line(
+    paint: Paint,
+    name: &str,
+    input: &Value,
+    output: &Value,
+    is_error: bool,
+) -> String {
+    let output = match output {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let outcome = match is_error {
+        true => format!("failed: {output}"),
+        false => format!("→ {output}"),
+    };
+    let line = one_line(&format!("tool: {name} {input} {outcome}"), 200);
+    match is_error {
+        true => paint.yellow(&line),
+        false => paint.dim(&line),
+    }
 }
 
 /// A count with its noun, pluralised: `1 message`, `3 messages`.
@@ -346,6 +422,31 @@ mod tests {
     fn paint_is_plain_text_when_off() {
         assert_eq!(Paint(false).red("x"), "x");
         assert_eq!(Paint(true).red("x"), "\x1b[31mx\x1b[0m");
+    }
+
+    #[test]
+    fn tool_calls_are_one_line_each_and_set_apart_from_reasoning_and_answer() {
+        let mut plain = Vec::new();
+        let mut thoughts = Thoughts::new(&mut plain, Paint(false));
+        thoughts.write("need the time").unwrap();
+        let input = serde_json::json!({"utc_offset": "+02:00"});
+        let output = serde_json::json!({"now": "12:00"});
+        thoughts
+            .tool("current_time", &input, &output, false)
+            .unwrap();
+        let failure = Value::String("down".into());
+        thoughts
+            .tool("weather", &Value::Null, &failure, true)
+            .unwrap();
+        thoughts.write("again").unwrap();
+        thoughts.close().unwrap();
+        assert_eq!(
+            String::from_utf8(plain).unwrap(),
+            "thinking: need the time\n\n\
+             tool: current_time {\"utc_offset\":\"+02:00\"} → {\"now\":\"12:00\"}\n\
+             tool: weather null failed: down\n\
+             thinking: again\n\n"
+        );
     }
 
     #[test]

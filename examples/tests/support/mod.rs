@@ -389,3 +389,27 @@ impl Api {
         page["items"].as_array().unwrap().clone()
     }
 }
+
+/// A finished run of a program: exit code and output.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the CLI in `dir` with `args`, no input and a clean environment, to its exit.
+pub fn cli(dir: &Path, args: &[&str]) -> Run {
+    let child = program("cli", dir, args, &[])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = output_within(child, EXIT, &format!("the CLI with {args:?}"));
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
