@@ -165,6 +165,13 @@ impl OfflineChatModel {
     /// The reasoning before the reply, when the request asks for reasoning.
     fn reasoning_text(request: &ModelRequest, question: &str) -> Option<String> {
         request.inference.reasoning_budget?;
+        if request.messages.last().and_then(Self::tool_results).is_some() {
+            return Some(
+                "Reasoning (offline model): the tools have answered; I will pass on what they \
+                 returned."
+                    .to_owned(),
+            );
+        }
         let quoted: String = question.chars().take(80).collect();
         let ellipsis = if quoted.len() < question.len() {
             "…"
