@@ -37,7 +37,7 @@ pub use ids::{ChatId, MessageId, UserId};
 pub use limiter::{Decision, Quota, RateLimiter};
 pub use model::{
     ChatModel, GuardrailConfig, GuardrailStreamMode, InferenceConfig, ModelEvent, ModelMessage,
-    ModelRequest, ModelResponse, ModelStream, OutputSchema, StopReason,
+    ModelRequest, ModelResponse, ModelStream, OutputSchema, ServiceTier, StopReason,
 };
 pub use offline::OfflineChatModel;
 pub use parts::{Binary, BlobRef, DocumentFormat, ImageFormat, Part};

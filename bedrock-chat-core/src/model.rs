@@ -46,6 +46,61 @@ pub struct InferenceConfig {
     /// reasoning. The [`OfflineChatModel`](crate::OfflineChatModel) reasons briefly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_budget: Option<u32>,
+    /// Bedrock's service tier for the call (`None`: the account's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<ServiceTier>,
+    /// `Some(true)` asks for Bedrock's latency-optimised inference (on the models and
+    /// Regions that offer it); `None` and `Some(false)` for standard inference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_optimized: Option<bool>,
+    /// Model-specific request fields (a JSON object), sent as Bedrock's
+    /// `additionalModelRequestFields` (say `{"top_k": 40}` for Claude). A
+    /// [`reasoning_budget`](Self::reasoning_budget) adds its own `thinking` field to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_fields: Option<serde_json::Value>,
+}
+
+/// A Bedrock service tier: how a call is scheduled and priced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ServiceTier {
+    /// Standard on-demand capacity.
+    Default,
+    /// Cheaper, for work that can wait.
+    Flex,
+    /// Faster, at a premium.
+    Priority,
+    /// Capacity reserved for the account.
+    Reserved,
+}
+
+impl ServiceTier {
+    /// Bedrock's name for it (`default`, `flex`, `priority`, `reserved`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Flex => "flex",
+            Self::Priority => "priority",
+            Self::Reserved => "reserved",
+        }
+    }
+}
+
+impl std::str::FromStr for ServiceTier {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "default" => Ok(Self::Default),
+            "flex" => Ok(Self::Flex),
+            "priority" => Ok(Self::Priority),
+            "reserved" => Ok(Self::Reserved),
+            other => Err(format!(
+                "`{other}` is not a service tier: default, flex, priority or reserved"
+            )),
+        }
+    }
 }
 
 impl InferenceConfig {
@@ -94,6 +149,30 @@ impl InferenceConfig {
         self
     }
 
+    /// Sets [`service_tier`](Self::service_tier).
+    pub fn with_service_tier(mut self, tier: ServiceTier) -> Self {
+        self.service_tier = Some(tier);
+        self
+    }
+
+    /// Sets [`latency_optimized`](Self::latency_optimized).
+    pub fn with_latency_optimized(mut self, on: bool) -> Self {
+        self.latency_optimized = Some(on);
+        self
+    }
+
+    /// Sets [`additional_fields`](Self::additional_fields).
+    ///
+    /// ```
+    /// use bedrock_chat_core::InferenceConfig;
+    /// let inference = InferenceConfig::new().with_additional_fields(serde_json::json!({"top_k": 40}));
+    /// assert_eq!(inference.additional_fields.unwrap()["top_k"], 40);
+    /// ```
+    pub fn with_additional_fields(mut self, fields: serde_json::Value) -> Self {
+        self.additional_fields = Some(fields);
+        self
+    }
+
     /// `self` with every field that `over` sets taken from `over`.
     pub fn overridden_by(&self, over: &InferenceConfig) -> InferenceConfig {
         InferenceConfig {
@@ -106,6 +185,12 @@ impl InferenceConfig {
                 over.stop_sequences.clone()
             },
             reasoning_budget: over.reasoning_budget.or(self.reasoning_budget),
+            service_tier: over.service_tier.or(self.service_tier),
+            latency_optimized: over.latency_optimized.or(self.latency_optimized),
+            additional_fields: over
+                .additional_fields
+                .clone()
+                .or_else(|| self.additional_fields.clone()),
         }
     }
 }
@@ -274,6 +359,11 @@ pub struct ModelRequest {
     /// When the conversation holds tool calls and results but no tool is offered, they go
     /// to the model as text.
     pub tools: Vec<ToolSpec>,
+    /// Key-value pairs Bedrock writes to its model invocation logs with the call, to find
+    /// a user's or a conversation's calls there; [`ChatService`](crate::ChatService) sets
+    /// `user_id`, `chat_id` and `request_id`. Characters Bedrock does not take in them are
+    /// replaced by `_`, and keys and values cut to 256 characters.
+    pub request_metadata: std::collections::BTreeMap<String, String>,
     /// Ask the model to cache the stable prefix of the call (the system prompt, and the
     /// turns before the last one), so that the next turn of the conversation reads it from
     /// the cache at a fraction of the price. A model that cannot cache ignores it.

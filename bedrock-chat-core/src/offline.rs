@@ -165,7 +165,12 @@ impl OfflineChatModel {
     /// The reasoning before the reply, when the request asks for reasoning.
     fn reasoning_text(request: &ModelRequest, question: &str) -> Option<String> {
         request.inference.reasoning_budget?;
-        if request.messages.last().and_then(Self::tool_results).is_some() {
+        if request
+            .messages
+            .last()
+            .and_then(Self::tool_results)
+            .is_some()
+        {
             return Some(
                 "Reasoning (offline model): the tools have answered; I will pass on what they \
                  returned."

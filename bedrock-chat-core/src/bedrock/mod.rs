@@ -200,6 +200,9 @@ impl ChatModel for BedrockChatModel {
             .set_tool_config(parts.tool_config)
             .set_guardrail_config(guardrail)
             .set_additional_model_request_fields(parts.additional_fields)
+            .set_service_tier(parts.service_tier)
+            .set_performance_config(parts.performance)
+            .set_request_metadata(parts.request_metadata)
             .send()
             .await
             .map_err(classify_call)?;

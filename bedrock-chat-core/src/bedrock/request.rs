@@ -2,6 +2,8 @@
 //! tool configuration, built once per call and reused by every attempt.
 
 use aws_sdk_bedrockruntime::error::BuildError;
+use std::collections::HashMap;
+
 use aws_sdk_bedrockruntime::types::{
     CachePointBlock, CachePointType, ContentBlock, ConversationRole, DocumentBlock,
     DocumentFormat as SdkDocumentFormat, DocumentSource, GuardrailConfiguration,
@@ -10,6 +12,10 @@ use aws_sdk_bedrockruntime::types::{
     ReasoningContentBlock, ReasoningTextBlock, SpecificToolChoice, SystemContentBlock, Tool,
     ToolChoice, ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock,
     ToolResultStatus, ToolSpecification, ToolUseBlock,
+};
+use aws_sdk_bedrockruntime::types::{
+    PerformanceConfigLatency, PerformanceConfiguration, ServiceTier as SdkServiceTier,
+    ServiceTierType as SdkServiceTierType,
 };
 use aws_smithy_types::{Blob, Document};
 
@@ -31,8 +37,11 @@ pub(crate) struct ConverseParts {
     pub(crate) guardrail: Option<GuardrailConfig>,
     /// The structured output asked for, whose tool the reply must call.
     pub(crate) output_schema: Option<OutputSchema>,
-    /// Model-specific fields (Anthropic's `thinking`).
+    /// Model-specific fields (the inference config's, and Anthropic's `thinking`).
     pub(crate) additional_fields: Option<Document>,
+    pub(crate) service_tier: Option<SdkServiceTier>,
+    pub(crate) performance: Option<PerformanceConfiguration>,
+    pub(crate) request_metadata: Option<HashMap<String, String>>,
 }
 
 /// Bedrock's smallest reasoning budget for Anthropic extended thinking.
@@ -57,11 +66,36 @@ impl ConverseParts {
         caching: bool,
         thinking: bool,
     ) -> Result<Self, ModelError> {
-        let additional_fields = if thinking {
-            thinking_fields(&request)?
-        } else {
-            None
+        let thinking = match thinking {
+            true => thinking_fields(&request)?,
+            false => None,
         };
+        let additional_fields = additional_fields(&request.inference, thinking)?;
+        let service_tier = request
+            .inference
+            .service_tier
+            .map(|tier| {
+                SdkServiceTier::builder()
+                    .r#type(SdkServiceTierType::from(tier.as_str()))
+                    .build()
+                    .map_err(|e| invalid("service tier", e))
+            })
+            .transpose()?;
+        let performance = request.inference.latency_optimized.map(|on| {
+            PerformanceConfiguration::builder()
+                .latency(match on {
+                    true => PerformanceConfigLatency::Optimized,
+                    false => PerformanceConfigLatency::Standard,
+                })
+                .build()
+        });
+        let request_metadata = (!request.request_metadata.is_empty()).then(|| {
+            request
+                .request_metadata
+                .iter()
+                .map(|(key, value)| (metadata_text(key), metadata_text(value)))
+                .collect()
+        });
         let cache = caching && request.prompt_caching;
         let tool_config = tool_config(&request)?;
         let tools_offered = tool_config.is_some();
@@ -94,6 +128,9 @@ impl ConverseParts {
             guardrail: request.guardrail,
             output_schema: request.output_schema,
             additional_fields,
+            service_tier,
+            performance,
+            request_metadata,
         })
     }
 
@@ -267,10 +304,48 @@ fn trace(on: bool) -> GuardrailTrace {
     }
 }
 
+/// A request metadata key or value as Bedrock takes it: at most 256 characters of letters,
+/// digits, white space and `:_@$#=/+,-.`, anything else replaced by `_`.
+fn metadata_text(text: &str) -> String {
+    text.chars()
+        .take(256)
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == ' ' || ":_@$#=/+,-.".contains(c) {
+                true => c,
+                false => '_',
+            },
+        )
+        .collect()
+}
+
+/// The inference config's model-specific fields with the `thinking` fields over them;
+/// `None` when there are neither.
+///
+/// # Errors
+/// [`ModelError::InvalidRequest`] when the config's fields are not a JSON object.
+fn additional_fields(
+    inference: &InferenceConfig,
+    thinking: Option<serde_json::Value>,
+) -> Result<Option<Document>, ModelError> {
+    let mut fields = match &inference.additional_fields {
+        None => serde_json::Map::new(),
+        Some(serde_json::Value::Object(fields)) => fields.clone(),
+        Some(other) => {
+            return Err(ModelError::invalid_request(format!(
+                "inference.additional_fields must be a JSON object, not {other}"
+            )))
+        }
+    };
+    if let Some(serde_json::Value::Object(thinking)) = thinking {
+        fields.extend(thinking);
+    }
+    Ok((!fields.is_empty()).then(|| to_document(&serde_json::Value::Object(fields))))
+}
+
 /// Anthropic's extended thinking for a request with a reasoning budget:
 /// `{"thinking": {"type": "enabled", "budget_tokens": N}}`, after Bedrock's rules, which
 /// are checked here so that a bad budget is refused before any call.
-fn thinking_fields(request: &ModelRequest) -> Result<Option<Document>, ModelError> {
+fn thinking_fields(request: &ModelRequest) -> Result<Option<serde_json::Value>, ModelError> {
     let inference = &request.inference;
     let Some(budget) = inference.reasoning_budget else {
         return Ok(None);
@@ -309,19 +384,19 @@ fn thinking_fields(request: &ModelRequest) -> Result<Option<Document>, ModelErro
             schema.name
         ));
     }
-    Ok(Some(to_document(&serde_json::json!({
+    Ok(Some(serde_json::json!({
         "thinking": {"type": "enabled", "budget_tokens": budget}
-    }))))
+    })))
 }
 
 /// `None` when nothing is set, so that the model's defaults apply and no empty object is
 /// sent. The reasoning budget goes elsewhere ([`thinking_fields`]).
 fn inference_config(inference: &InferenceConfig) -> Option<InferenceConfiguration> {
-    let sampling = InferenceConfig {
-        reasoning_budget: None,
-        ..inference.clone()
-    };
-    if sampling == InferenceConfig::default() {
+    let unset = inference.max_tokens.is_none()
+        && inference.temperature.is_none()
+        && inference.top_p.is_none()
+        && inference.stop_sequences.is_empty();
+    if unset {
         return None;
     }
     let stop_sequences =
@@ -340,8 +415,6 @@ fn inference_config(inference: &InferenceConfig) -> Option<InferenceConfiguratio
     )
 }
 
-/// One tool whose input schema is the output schema, and a tool choice that forces it:
-/// the model's only way to answer is JSON that the schema describes.
 /// The request's tools, and the structured output's tool forced when there is one; `None`
 /// when there is neither.
 fn tool_config(request: &ModelRequest) -> Result<Option<ToolConfiguration>, ModelError> {

@@ -37,6 +37,9 @@ pub(crate) async fn open(shared: &Shared, parts: &ConverseParts) -> Result<Recei
         .set_tool_config(parts.tool_config.clone())
         .set_guardrail_config(parts.stream_guardrail())
         .set_additional_model_request_fields(parts.additional_fields.clone())
+        .set_service_tier(parts.service_tier.clone())
+        .set_performance_config(parts.performance.clone())
+        .set_request_metadata(parts.request_metadata.clone())
         .send()
         .await
         .map_err(classify_call)?;

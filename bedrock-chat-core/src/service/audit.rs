@@ -47,6 +47,25 @@ pub(crate) struct CallMeta {
     pub(crate) message: Option<String>,
 }
 
+impl CallMeta {
+    /// What Bedrock's invocation logs are told about the call: the user, the
+    /// conversation when there is one, the host's request id when it gave one.
+    pub(crate) fn invocation_metadata(
+        &self,
+        chat_id: Option<ChatId>,
+    ) -> std::collections::BTreeMap<String, String> {
+        let mut metadata = std::collections::BTreeMap::new();
+        metadata.insert("user_id".to_owned(), self.user.as_str().to_owned());
+        if let Some(chat_id) = chat_id {
+            metadata.insert("chat_id".to_owned(), chat_id.to_string());
+        }
+        if let Some(request_id) = &self.request_id {
+            metadata.insert("request_id".to_owned(), request_id.clone());
+        }
+        metadata
+    }
+}
+
 /// How a model call ended.
 pub(crate) enum Outcome<'a> {
     Ok {

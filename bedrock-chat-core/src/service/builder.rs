@@ -281,7 +281,7 @@ impl ChatServiceBuilder {
                 token_budget: self.token_budget,
                 estimator: self.estimator,
                 blobs: self.blobs,
-                tools: super::tools::Toolbox::new(self.tools),
+                tools: super::rounds::Toolbox::new(self.tools),
                 policy: self.policy,
                 tasks: TaskTracker::new(),
             }),

@@ -4,8 +4,8 @@ mod attachments;
 mod audit;
 mod builder;
 mod oneshot;
+mod rounds;
 mod stream;
-mod tools;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use audit::{CallMeta, Operation, Outcome};
 
 use crate::blob::{self, BlobStore};
 use crate::context::{align_window, build_context, TokenEstimator};
-use crate::error::{ChatError, InvalidInput, StoreError};
+use crate::error::{ChatError, InvalidInput, ModelError, StoreError};
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::limiter::{Decision, RateLimiter};
 use crate::model::{
@@ -305,7 +305,7 @@ struct Inner {
     token_budget: Option<Arc<dyn RateLimiter>>,
     estimator: Arc<dyn TokenEstimator>,
     blobs: Option<Arc<dyn BlobStore>>,
-    tools: tools::Toolbox,
+    tools: rounds::Toolbox,
     policy: ChatPolicy,
     tasks: TaskTracker,
 }
@@ -391,11 +391,16 @@ impl ChatService {
         };
         let inner = &self.inner;
         let started = Instant::now();
-        let mut exchange = tools::Exchange::default();
+        let mut exchange = rounds::Exchange::new(&model_request);
         loop {
-            let call = inner.tools.call_request(&mut model_request);
+            let call = inner.calls_request(&mut model_request);
             let response = match inner.model.converse(call).await {
                 Ok(response) => response,
+                Err(ModelError::ContextOverflow { .. })
+                    if exchange.retry_shorter(&mut model_request) =>
+                {
+                    continue
+                }
                 Err(error) => {
                     let error = ChatError::from(error);
                     inner
@@ -404,11 +409,18 @@ impl ChatService {
                     return Err(error);
                 }
             };
-            let round = tools::Round::from(response);
+            if response.stop_reason == StopReason::ModelContextWindowExceeded
+                && exchange.retry_shorter(&mut model_request)
+            {
+                // The cut-off answer is dropped, but its tokens were spent.
+                exchange.usage += response.usage;
+                continue;
+            }
+            let round = rounds::Round::from(response);
             let next = inner
                 .after_round(&mut exchange, round, &mut model_request, &prepared, None)
                 .await;
-            if let tools::Next::Done(stop_reason) = next {
+            if let rounds::Next::Done(stop_reason) = next {
                 return inner
                     .finish(prepared, exchange, stop_reason, started.elapsed())
                     .await;
@@ -432,14 +444,17 @@ impl ChatService {
             Preparation::Call(prepared, model_request) => (prepared, model_request),
         };
         let started = Instant::now();
-        let call = self.inner.tools.call_request(&mut model_request);
-        let model_stream = match self.inner.model.converse_stream(call).await {
+        let mut exchange = rounds::Exchange::new(&model_request);
+        let opened = self
+            .inner
+            .open_stream(&mut exchange, &mut model_request)
+            .await;
+        let model_stream = match opened {
             Ok(stream) => stream,
             Err(error) => {
                 let error = ChatError::from(error);
-                let none = tools::Exchange::default();
                 self.inner
-                    .failed(&prepared, &none, started.elapsed(), &error, 0, 0)
+                    .failed(&prepared, &exchange, started.elapsed(), &error, 0, 0)
                     .await;
                 return Err(error);
             }
@@ -447,6 +462,7 @@ impl ChatService {
         Ok(stream::spawn_generation(
             Arc::clone(&self.inner),
             prepared,
+            exchange,
             model_request,
             model_stream,
             started,
@@ -615,6 +631,7 @@ impl ChatService {
             guardrail: request.guardrail.or_else(|| policy.guardrail.clone()),
             output_schema: None,
             tools: inner.tools.specs().to_vec(),
+            request_metadata: meta.invocation_metadata(Some(target.chat_id())),
             prompt_caching: policy.prompt_caching,
         };
         let prepared = Prepared {
@@ -712,7 +729,7 @@ impl Inner {
     async fn failed(
         &self,
         prepared: &Prepared,
-        exchange: &tools::Exchange,
+        exchange: &rounds::Exchange,
         latency: Duration,
         error: &ChatError,
         partial_chars: usize,
@@ -767,11 +784,11 @@ impl Inner {
     async fn finish(
         &self,
         prepared: Prepared,
-        exchange: tools::Exchange,
+        exchange: rounds::Exchange,
         stop_reason: StopReason,
         latency: Duration,
     ) -> Result<ChatReply, ChatError> {
-        let tools::Exchange {
+        let rounds::Exchange {
             parts: reply_parts,
             usage,
             ..

@@ -317,6 +317,7 @@ impl ChatService {
                 .or_else(|| inner.policy.guardrail.clone()),
             output_schema,
             tools: Vec::new(),
+            request_metadata: meta.invocation_metadata(None),
             prompt_caching: inner.policy.prompt_caching,
         };
         let model = inner.model.model_id();

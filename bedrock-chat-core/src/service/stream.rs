@@ -8,13 +8,13 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
-use super::tools::{Exchange, Next, Round};
+use super::rounds::{Exchange, Next, Round};
 use super::{ChatReply, Inner, Prepared};
 use crate::context::part_tokens;
 use crate::error::{ChatError, ModelError};
 use crate::ids::{ChatId, MessageId};
 use crate::limiter::Decision;
-use crate::model::{ModelEvent, ModelRequest, ModelStream};
+use crate::model::{ModelEvent, ModelRequest, ModelStream, StopReason};
 use crate::parts::{Binary, Part};
 use crate::tool::ToolCall;
 use crate::types::Usage;
@@ -150,6 +150,7 @@ fn started(
 pub(super) fn spawn_generation(
     inner: Arc<Inner>,
     prepared: Prepared,
+    exchange: Exchange,
     request: ModelRequest,
     model_stream: ModelStream,
     started_at: Instant,
@@ -163,7 +164,16 @@ pub(super) fn spawn_generation(
     ));
     let tasks = inner.tasks.clone();
     tasks.spawn(async move {
-        let outcome = generate(&inner, prepared, request, model_stream, started_at, &tx).await;
+        let outcome = generate(
+            &inner,
+            prepared,
+            exchange,
+            request,
+            model_stream,
+            started_at,
+            &tx,
+        )
+        .await;
         // A closed channel means the caller went away; the reply is stored regardless.
         let _ = tx.send(match outcome {
             Ok(reply) => StreamEvent::Completed(Box::new(reply)),
@@ -176,12 +186,12 @@ pub(super) fn spawn_generation(
 async fn generate(
     inner: &Inner,
     prepared: Prepared,
+    mut exchange: Exchange,
     mut request: ModelRequest,
     mut model_stream: ModelStream,
     started_at: Instant,
     tx: &mpsc::UnboundedSender<StreamEvent>,
 ) -> Result<ChatReply, ChatError> {
-    let mut exchange = Exchange::default();
     loop {
         let round = match read_round(inner, &prepared, model_stream, tx).await {
             Ok(round) => round,
@@ -200,16 +210,25 @@ async fn generate(
                 return Err(error);
             }
         };
-        let next = inner
-            .after_round(&mut exchange, round, &mut request, &prepared, Some(tx))
-            .await;
-        if let Next::Done(stop_reason) = next {
-            return inner
-                .finish(prepared, exchange, stop_reason, started_at.elapsed())
+        // A reply cut off by the context window, before anything was shown, is made
+        // again from a shorter history.
+        let unseen = round.text.is_empty() && round.reasoning.is_empty();
+        let retry = round.stop_reason == StopReason::ModelContextWindowExceeded
+            && unseen
+            && exchange.retry_shorter(&mut request);
+        if retry {
+            exchange.usage += round.usage;
+        } else {
+            let next = inner
+                .after_round(&mut exchange, round, &mut request, &prepared, Some(tx))
                 .await;
+            if let Next::Done(stop_reason) = next {
+                return inner
+                    .finish(prepared, exchange, stop_reason, started_at.elapsed())
+                    .await;
+            }
         }
-        let call = inner.tools.call_request(&mut request);
-        model_stream = match inner.model.converse_stream(call).await {
+        model_stream = match inner.open_stream(&mut exchange, &mut request).await {
             Ok(stream) => stream,
             Err(error) => {
                 let error = ChatError::from(error);

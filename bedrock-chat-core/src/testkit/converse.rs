@@ -135,6 +135,7 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
         check_unit_range(inference.get("temperature"), "inferenceConfig.temperature")?;
         check_unit_range(inference.get("topP"), "inferenceConfig.topP")?;
     }
+    check_call_settings(body)?;
     if let Some(tools) = body.get("toolConfig") {
         if let Some((name, schema)) = forced_tool(tools)? {
             ask.forced_tool = Some(name);
@@ -421,6 +422,54 @@ fn forced_tool(tool_config: &Value) -> Result<Option<(String, Option<Value>)>, S
         },
         None => Ok(None),
     }
+}
+
+/// The service tier, performance configuration and request metadata, as Bedrock checks
+/// them: known tiers and latencies, metadata of at most 16 pairs whose keys (1 to 256
+/// characters) and values (up to 256) are letters, digits, white space and `:_@$#=/+,-.`.
+fn check_call_settings(body: &Value) -> Result<(), String> {
+    let enum_value = |pointer: &str, allowed: &[&str]| match body.pointer(pointer) {
+        None => Ok(()),
+        Some(Value::String(v)) if allowed.contains(&v.as_str()) => Ok(()),
+        Some(v) => Err(format!(
+            "1 validation error detected: Value {v} at '{}' failed to satisfy constraint: \
+             Member must satisfy enum value set: [{}]",
+            pointer.trim_start_matches('/').replace('/', "."),
+            allowed.join(", ")
+        )),
+    };
+    enum_value(
+        "/serviceTier/type",
+        &["default", "flex", "priority", "reserved"],
+    )?;
+    enum_value("/performanceConfig/latency", &["standard", "optimized"])?;
+    let Some(metadata) = body.get("requestMetadata") else {
+        return Ok(());
+    };
+    let pairs = metadata
+        .as_object()
+        .ok_or("requestMetadata must be a map of strings")?;
+    if pairs.len() > 16 {
+        return Err("requestMetadata may hold at most 16 entries".into());
+    }
+    let fits = |text: &str, min: usize| {
+        let n = text.chars().count();
+        (min..=256).contains(&n)
+            && text.chars().all(|c| {
+                c.is_ascii_alphanumeric() || c.is_whitespace() || ":_@$#=/+,-.".contains(c)
+            })
+    };
+    for (key, value) in pairs {
+        let value = value.as_str().unwrap_or("\u{0}");
+        if !fits(key, 1) || !fits(value, 0) {
+            return Err(format!(
+                "1 validation error detected: Value at 'requestMetadata' failed to satisfy \
+                 constraint: Map keys and values must match [a-zA-Z0-9\\s:_@$#=/+,-.]{{0,256}} \
+                 (the entry `{key}`)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The offered tools' names and input schemas.

@@ -1,4 +1,5 @@
-//! The tool loop: a send's model rounds, the tools they call, and the reply they build.
+//! A send's model rounds: the tools they call (the tool loop), the history trimmed when
+//! it does not fit, and the reply they build.
 
 use std::sync::Arc;
 
@@ -7,7 +8,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::{Inner, Prepared, StreamEvent};
-use crate::model::{ModelMessage, ModelRequest, ModelResponse, StopReason};
+use crate::error::ModelError;
+use crate::model::{ModelMessage, ModelRequest, ModelResponse, ModelStream, StopReason};
 use crate::parts::Part;
 use crate::tool::{Tool, ToolCall, ToolContext, ToolSpec};
 use crate::types::Usage;
@@ -33,15 +35,6 @@ impl Toolbox {
 
     pub(super) fn is_empty(&self) -> bool {
         self.tools.is_empty()
-    }
-
-    /// The request for the next model call. Without tools there is no next round, and the
-    /// request is moved out instead of copied.
-    pub(super) fn call_request(&self, request: &mut ModelRequest) -> ModelRequest {
-        match self.tools.is_empty() {
-            true => std::mem::take(request),
-            false => request.clone(),
-        }
     }
 
     /// Runs `calls` concurrently, each within `timeout`: their results in the calls'
@@ -114,6 +107,53 @@ pub(super) struct Exchange {
     /// Whether the model has been told that the round limit is reached (its next call is
     /// its last).
     last_call: bool,
+    /// Where the new message is in the request: the turns before it are history.
+    question_at: usize,
+    /// Whether the history was cut once already because it did not fit.
+    trimmed: bool,
+}
+
+impl Exchange {
+    /// The exchange of a send whose first call is `request`.
+    pub(super) fn new(request: &ModelRequest) -> Self {
+        Self {
+            question_at: request.messages.len().saturating_sub(1),
+            ..Self::default()
+        }
+    }
+
+    /// After the model said the conversation does not fit its context window (an input
+    /// that is too long, or the stop reason
+    /// [`ModelContextWindowExceeded`](StopReason::ModelContextWindowExceeded)): drops the
+    /// older half of the history from `request` and answers `true`, once a send, so that
+    /// the caller calls again. `false` when it was done already or there is no history
+    /// to drop.
+    pub(super) fn retry_shorter(&mut self, request: &mut ModelRequest) -> bool {
+        if self.trimmed || self.question_at == 0 {
+            return false;
+        }
+        self.trimmed = true;
+        let history = &request.messages[..self.question_at];
+        // Drop the older half, then up to a turn the conversation can start with: a user
+        // turn that is not tool results, whose calls would be cut off.
+        let mut cut = history.len().div_ceil(2);
+        while cut < self.question_at && !starts_cleanly(&request.messages[cut]) {
+            cut += 1;
+        }
+        request.messages.drain(..cut);
+        self.question_at -= cut;
+        tracing::warn!(
+            dropped_turns = cut,
+            kept_turns = self.question_at,
+            "the conversation did not fit the model's context window; calling again with the older half of its history left out"
+        );
+        true
+    }
+}
+
+/// Whether a conversation can start with `turn`.
+fn starts_cleanly(turn: &ModelMessage) -> bool {
+    turn.role == crate::types::Role::User && !crate::tool::has_tool_parts(&turn.parts)
 }
 
 /// What follows a round.
@@ -125,6 +165,32 @@ pub(super) enum Next {
 }
 
 impl Inner {
+    /// Opens the model's stream for `request`, calling again once with a shorter history
+    /// when the conversation does not fit the model's context window.
+    pub(super) async fn open_stream(
+        &self,
+        exchange: &mut Exchange,
+        request: &mut ModelRequest,
+    ) -> Result<ModelStream, ModelError> {
+        loop {
+            let call = self.calls_request(request);
+            match self.model.converse_stream(call).await {
+                Err(ModelError::ContextOverflow { .. }) if exchange.retry_shorter(request) => {}
+                opened => return opened,
+            }
+        }
+    }
+
+    /// The request for the next model call. A send that may call again (tools to run, or a
+    /// history to trim when it does not fit) keeps its request; otherwise it is moved out
+    /// instead of copied.
+    pub(super) fn calls_request(&self, request: &mut ModelRequest) -> ModelRequest {
+        match self.tools.is_empty() && request.messages.len() < 2 {
+            true => std::mem::take(request),
+            false => request.clone(),
+        }
+    }
+
     /// Takes a round into the exchange. When it calls tools (and tools are registered),
     /// runs them (or, past the round limit, answers them with errors), tells `events`,
     /// and appends the round and its results to `request` for the next call.
