@@ -118,6 +118,21 @@ pub struct BackendArgs {
     #[arg(long, env = "BEDROCK_CHAT_MAX_TOOL_ROUNDS", default_value_t = 5)]
     pub max_tool_rounds: u32,
 
+    /// Bedrock's service tier for every call: `default`, `flex` (cheaper, may wait),
+    /// `priority` or `reserved`. Unset: the account's default.
+    #[arg(long, env = "BEDROCK_CHAT_SERVICE_TIER", value_name = "TIER")]
+    pub service_tier: Option<bedrock_chat_core::ServiceTier>,
+
+    /// Ask for Bedrock's latency-optimised inference (on the models and Regions that
+    /// offer it).
+    #[arg(long, env = "BEDROCK_CHAT_LATENCY_OPTIMIZED")]
+    pub latency_optimized: bool,
+
+    /// Model-specific request fields, a JSON object sent as Bedrock's
+    /// `additionalModelRequestFields` (e.g. `{"top_k": 40}` for Claude).
+    #[arg(long, env = "BEDROCK_CHAT_MODEL_REQUEST_FIELDS", value_name = "JSON", value_parser = json_object)]
+    pub model_request_fields: Option<serde_json::Value>,
+
     /// A Bedrock Guardrail applied to every call, as `ID:VERSION`.
     #[arg(long, env = "BEDROCK_CHAT_GUARDRAIL")]
     pub guardrail: Option<GuardrailSpec>,
@@ -154,7 +169,19 @@ impl BackendArgs {
         inference.temperature = self.temperature;
         inference.top_p = self.top_p;
         inference.reasoning_budget = self.reasoning_budget;
+        inference.service_tier = self.service_tier;
+        inference.latency_optimized = self.latency_optimized.then_some(true);
+        inference.additional_fields = self.model_request_fields.clone();
         inference
+    }
+}
+
+/// A JSON object, for `--model-request-fields`.
+fn json_object(text: &str) -> Result<serde_json::Value, String> {
+    match serde_json::from_str(text) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+        Ok(_) => Err("must be a JSON object, like {\"top_k\": 40}".to_owned()),
+        Err(error) => Err(format!("is not JSON: {error}")),
     }
 }
 
@@ -448,6 +475,36 @@ mod tests {
         assert_eq!(spec.0.version, "3");
         assert!("abc".parse::<GuardrailSpec>().is_err());
         assert!("abc:".parse::<GuardrailSpec>().is_err());
+    }
+
+    #[test]
+    fn tier_latency_and_model_fields_become_the_inference_config() {
+        let config = ServerConfig::try_parse_from([
+            "server",
+            "--service-tier",
+            "flex",
+            "--latency-optimized",
+            "--model-request-fields",
+            r#"{"top_k": 40}"#,
+        ])
+        .unwrap();
+        let inference = config.backends.inference();
+        assert_eq!(
+            inference.service_tier,
+            Some(bedrock_chat_core::ServiceTier::Flex)
+        );
+        assert_eq!(inference.latency_optimized, Some(true));
+        assert_eq!(
+            inference.additional_fields,
+            Some(serde_json::json!({"top_k": 40}))
+        );
+        for bad in [
+            &["server", "--service-tier", "gold"][..],
+            &["server", "--model-request-fields", "[1]"],
+            &["server", "--model-request-fields", "{"],
+        ] {
+            assert!(ServerConfig::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
