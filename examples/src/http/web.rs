@@ -53,6 +53,7 @@ static ASSETS: LazyLock<HashMap<&'static str, Asset>> = LazyLock::new(|| {
         asset!("markdown.js", JS),
         asset!("reasoning.js", JS),
         asset!("sse.js", JS),
+        asset!("tools.js", JS),
         asset!("icon.svg", "image/svg+xml"),
         asset!("vendor/marked.esm.js", JS),
         asset!("vendor/purify.es.mjs", JS),
@@ -141,11 +142,11 @@ mod tests {
     #[test]
     fn every_listed_file_is_embedded_and_has_a_distinct_etag() {
         let mut etags: Vec<_> = ASSETS.values().map(|a| a.etag.clone()).collect();
-        assert_eq!(etags.len(), 10);
+        assert_eq!(etags.len(), 11);
         assert!(ASSETS.values().all(|a| !a.bytes.is_empty()));
         etags.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         etags.dedup();
-        assert_eq!(etags.len(), 10, "two files share an ETag");
+        assert_eq!(etags.len(), 11, "two files share an ETag");
     }
 
     #[test]

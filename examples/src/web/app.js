@@ -5,6 +5,7 @@ import { ACCEPT, Tray, attachmentList, describeRefusal, encode, releaseShown } f
 import { renderMarkdown } from './markdown.js';
 import { reasoningOfParts, setReasoning } from './reasoning.js';
 import { readEvents } from './sse.js';
+import { addToolEvent, endToolCalls, setTools, toolsOfParts } from './tools.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'bedrock-chat.token';
@@ -249,9 +250,9 @@ async function deleteConversation(li) {
 
 /**
  * A message; `attachments` (parts or items just sent) are shown above its text, and an
- * answer's `reasoning` folded above it.
+ * answer's `reasoning` and `tools` (its calls) folded above it.
  */
-function messageElement(role, text, attachments = [], reasoning = '') {
+function messageElement(role, text, attachments = [], reasoning = '', tools = []) {
   const article = document.createElement('article');
   article.className = `message ${role}`;
   const who = document.createElement('h2');
@@ -264,6 +265,7 @@ function messageElement(role, text, attachments = [], reasoning = '') {
   article.append(body);
   setText(article, text);
   setReasoning(article, reasoning);
+  setTools(article, tools);
   return article;
 }
 
@@ -411,7 +413,7 @@ function messageOf(message) {
   if (message.usage) state.chatTokens += message.usage.total_tokens;
   const attachments = (message.parts ?? []).filter((part) => part.type === 'image' || part.type === 'document');
   const role = message.role === 'user' ? 'user' : 'assistant';
-  return messageElement(role, message.content, attachments, reasoningOfParts(message.parts));
+  return messageElement(role, message.content, attachments, reasoningOfParts(message.parts), toolsOfParts(message.parts));
 }
 
 /** Scrolling up to the top loads the page of messages before the first one shown. */
@@ -490,6 +492,7 @@ async function send(text, items = [], retry = null) {
   reply.classList.add('pending');
   setText(reply, '');
   setReasoning(reply, '');
+  setTools(reply, []);
   const controller = new AbortController();
   state.stream = controller;
   setStreaming(true);
@@ -498,6 +501,7 @@ async function send(text, items = [], retry = null) {
   let attachments = retry?.attachments ?? null;
   let answer = '';
   let reasoning = ''; // the model's reasoning, streamed before the answer
+  const tools = []; // the tools it called, and what they returned, before the answer
   let started = chatId;
   let accepted = false;
   let frame = 0;
@@ -505,6 +509,7 @@ async function send(text, items = [], retry = null) {
     frame = 0;
     const stick = nearBottom();
     setReasoning(reply, reasoning);
+    setTools(reply, tools);
     setText(reply, answer);
     if (stick) scrollToBottom();
   };
@@ -530,6 +535,9 @@ async function send(text, items = [], retry = null) {
       } else if (event === 'reasoning') {
         reasoning += payload.text;
         if (!frame) frame = requestAnimationFrame(render);
+      } else if (event === 'tool_call' || event === 'tool_result') {
+        addToolEvent(tools, event, payload);
+        if (!frame) frame = requestAnimationFrame(render);
       } else if (event === 'delta') {
         answer += payload.text;
         reply.classList.remove('pending');
@@ -550,6 +558,7 @@ async function send(text, items = [], retry = null) {
     state.tray.discard(items);
   } catch (e) {
     if (frame) cancelAnimationFrame(frame);
+    endToolCalls(tools);
     render();
     reply.classList.remove('pending');
     if (e.name === 'AbortError') {

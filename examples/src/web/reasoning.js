@@ -29,7 +29,8 @@ export function setReasoning(article, text) {
     const body = document.createElement('div');
     body.className = 'reasoning-text';
     box.append(summary, body);
-    article.querySelector(':scope > .body').before(box);
+    // Above the answer and above any tool calls, which come after the reasoning.
+    (article.querySelector(':scope > .tools') ?? article.querySelector(':scope > .body')).before(box);
   }
   const body = box.querySelector('.reasoning-text');
   if (body.textContent !== text) body.textContent = text;

@@ -4,6 +4,8 @@
 //   LIMITED_URL  a server allowing two requests a minute
 //   KEYED_URL    a server with --auth api-key, and API_KEY a key it accepts
 //   REASONING_URL a server whose model reasons (a Claude model id, --reasoning-budget)
+//   TOOLS_URL, FAKE_TOOLS_URL servers with --tool current_time, set only for the `tool calls`
+//                tests (see below), which are skipped without them
 //   CHROMIUM     the browser binary; SCREENSHOT_DIR where screenshots go
 // A line `@fault mid-stream` or `@slow-reply` on stdout asks the harness to script the
 // model's next answer; it answers `ok` on stdin.
@@ -844,6 +846,193 @@ test('reasoning streams into a folded block above the answer, opens on click, an
   assert.match(await reloaded.locator('.body').textContent(), /Why is the sea salty\?/);
   // A question's message shows no reasoning.
   assert.equal(await page.locator('.message.user details.reasoning').count(), 0);
+  assert.deepEqual(problems.errors, []);
+  assert.deepEqual(unexpected(problems), []);
+  await context.close();
+});
+
+// --- tools ------------------------------------------------------------------------------------
+// Run alone (`--test-name-pattern "^tool calls"`) by tool_calls_show_on_the_chat_page_... in
+// browser.rs, which sets TOOLS_URL (the offline model with --tool current_time) and
+// FAKE_TOOLS_URL (FakeBedrock with --tool current_time, its calls scripted by `@tool-rounds`).
+const TOOLS = process.env.TOOLS_URL ? {} : { skip: 'TOOLS_URL is not set: run by the tool test in browser.rs' };
+
+/**
+ * Holds each `tool_result` event of the page's streamed answers back `delay` ms (so the
+ * call shows running), and slips events of kinds the page does not know in front of them.
+ * Stop still ends the answer at once, as it does a fetch of its own.
+ */
+async function tamperWithStreams(page, delay) {
+  await page.evaluate((ms) => {
+    const original = window.fetch;
+    window.fetch = async (...args) => {
+      const response = await original(...args);
+      if (!String(args[0]).endsWith('/api/v1/chats/stream') || !response.ok) return response;
+      const encoder = new TextEncoder();
+      let buffer = 'event: from_the_future\ndata: {"text":"not for this page"}\n\nevent: constructor\ndata: {}\n\n';
+      const body = response.body.pipeThrough(new TextDecoderStream()).pipeThrough(new TransformStream({
+        start(controller) {
+          args[1]?.signal?.addEventListener('abort', () => controller.error(new DOMException('stopped', 'AbortError')));
+        },
+        async transform(chunk, controller) {
+          buffer += chunk;
+          for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+            const block = buffer.slice(0, end + 2);
+            buffer = buffer.slice(end + 2);
+            if (block.startsWith('event: tool_result')) await new Promise((resolve) => setTimeout(resolve, ms));
+            controller.enqueue(encoder.encode(block));
+          }
+        },
+        flush(controller) {
+          if (buffer) controller.enqueue(encoder.encode(buffer));
+        },
+      }));
+      return new Response(body, { status: response.status, headers: response.headers });
+    };
+  }, delay);
+}
+
+/** The tool lines of a message: state, summary, and the text of each term and value. */
+async function toolLines(message) {
+  return message.locator('details.tool').evaluateAll((lines) => lines.map((line) => ({
+    state: line.dataset.state,
+    open: line.open,
+    summary: line.querySelector('summary').textContent,
+    fields: [...line.querySelectorAll('dt')].map((dt) => [dt.textContent, dt.nextElementSibling.textContent]),
+  })));
+}
+
+test('tool calls: current_time shows running, then folded with its input and output above the answer, and again after a reload', TOOLS, async () => {
+  const { page, context, problems } = await openPage(env('TOOLS_URL'));
+  await tamperWithStreams(page, 1500);
+  await sendMessage(page, 'What is the current time?');
+
+  // Running: a line with the tool's name and a spinner, before any answer text.
+  const running = page.locator('.message.assistant details.tool.running');
+  await running.waitFor();
+  assert.equal(await running.locator('summary').textContent(), 'Used tool current_time running…');
+  assert.equal(await running.locator('.tool-spinner').count(), 1);
+  assert.equal(await page.locator('.message.assistant .body').textContent(), '');
+  const dir = env('SCREENSHOT_DIR');
+  await page.screenshot({ path: path.join(dir, 'tools-running.png') });
+
+  const answer = await lastAnswer(page);
+  const [line] = await toolLines(answer);
+  assert.equal((await toolLines(answer)).length, 1, 'one call, one line');
+  assert.equal(line.state, 'done');
+  assert.equal(line.summary, 'Used tool current_time');
+  assert.equal(line.open, false, 'folded at first');
+  // Above the answer, which follows it.
+  assert.deepEqual(
+    await answer.evaluate((article) => [...article.children].map((child) => child.className)),
+    ['visually-hidden', 'tools', 'body'],
+  );
+  assert.match(await answer.locator('.body').textContent(), /answering with what the tools returned: \{"now":/);
+
+  const block = answer.locator('details.tool');
+  await block.locator('summary').focus();
+  await page.keyboard.press('Enter');
+  assert.equal(await block.evaluate((details) => details.open), true, 'opened from the keyboard');
+  const [opened] = await toolLines(answer);
+  assert.deepEqual(opened.fields.map(([term]) => term), ['Input', 'Output']);
+  assert.equal(opened.fields[0][1], '{}');
+  const output = JSON.parse(opened.fields[1][1]);
+  assert.match(output.now, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  assert.match(opened.fields[1][1], /^\{\n {2}"now"/m, 'indented JSON');
+  // Dimmed: the muted colour, not the answer's.
+  const colours = await answer.evaluate((article) => [
+    getComputedStyle(article.querySelector('details.tool')).color,
+    getComputedStyle(article.querySelector('.body')).color,
+  ]);
+  assert.notEqual(colours[0], colours[1], 'the tool line is dimmed');
+  await page.screenshot({ path: path.join(dir, 'tools.png') });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: path.join(dir, 'tools-dark.png') });
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.setViewportSize({ width: 390, height: 780 });
+  // Once the conversation list has slid away.
+  await page.waitForFunction(() => getComputedStyle(document.getElementById('sidebar')).visibility === 'hidden');
+  await page.screenshot({ path: path.join(dir, 'tools-phone.png') });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.equal(overflow, 0, 'nothing wider than a phone');
+  await page.setViewportSize({ width: 1200, height: 800 });
+
+  // Stored as parts, and rebuilt from them after a reload.
+  const parts = (await storedMessages(page))[1].parts;
+  assert.deepEqual(parts.map((part) => part.type), ['tool_use', 'tool_result', 'text']);
+  assert.equal(parts[1].tool_use_id, parts[0].id);
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  const reloaded = page.locator('.message.assistant').last();
+  await reloaded.locator('details.tool').waitFor({ state: 'attached' });
+  const [again] = await toolLines(reloaded);
+  assert.equal(again.summary, 'Used tool current_time');
+  assert.equal(again.open, false);
+  assert.deepEqual(JSON.parse(again.fields[1][1]), parts[1].output);
+  assert.deepEqual(JSON.parse(again.fields[1][1]), output, 'the output the stream showed');
+  assert.equal(await page.locator('.message.user details.tool').count(), 0, 'a question shows no tools');
+
+  // Stopped while the tool runs: the call says it got no result.
+  await tamperWithStreams(page, 60_000);
+  await sendMessage(page, 'And the current time now?');
+  await page.locator('.message.assistant details.tool.running').waitFor();
+  await page.click('#stop');
+  await page.waitForSelector('.message.assistant.stopped');
+  const [stopped] = await toolLines(page.locator('.message.assistant').last());
+  assert.equal(stopped.state, 'ended');
+  assert.equal(stopped.summary, 'Used tool current_time no result');
+  assert.deepEqual(problems.errors, []);
+  assert.deepEqual(unexpected(problems), []);
+  await context.close();
+});
+
+test('tool calls: several in one answer get a line each under the reasoning, a failure is marked, and a reload pairs results by id', TOOLS, async () => {
+  const { page, context, problems } = await openPage(env('FAKE_TOOLS_URL'));
+  assert.equal(await control('tool-rounds'), 'ok');
+  await sendMessage(page, 'What time is it here and on the far side of the world?');
+  const answer = await lastAnswer(page);
+  assert.equal(await control('check'), 'ok', 'every scripted round was used by this send');
+
+  const check = async (message) => {
+    const lines = await toolLines(message);
+    assert.equal(lines.length, 2, 'a line a call');
+    assert.equal(lines[0].state, 'done');
+    assert.equal(lines[0].summary, 'Used tool current_time');
+    assert.deepEqual(JSON.parse(lines[0].fields[0][1]), { utc_offset: '+02:00' });
+    assert.match(JSON.parse(lines[0].fields[1][1]).now, /\+02:00$/);
+    assert.equal(lines[1].state, 'failed');
+    assert.match(lines[1].summary, /^⚠current_time failed: utc_offset `\+99:00` is not an offset like \+02:00/);
+    assert.deepEqual(lines[1].fields.map(([term]) => term), ['Input', 'Error']);
+    assert.match(lines[1].fields[1][1], /^utc_offset `\+99:00` is not an offset/, 'the message, not quoted JSON');
+    // The reasoning (of the last round) above the calls, the answer under them.
+    assert.deepEqual(
+      await message.evaluate((article) => [...article.children].map((child) => child.className)),
+      ['visually-hidden', 'reasoning', 'tools', 'body'],
+    );
+    assert.match(await message.locator('.body').textContent(), /One clock answered/);
+  };
+  await check(answer);
+  const colours = await answer.evaluate((article) => [...article.querySelectorAll('details.tool summary')]
+    .map((summary) => getComputedStyle(summary).color));
+  assert.notEqual(colours[0], colours[1], 'the failure stands out');
+  await answer.locator('details.tool.failed summary').click();
+  const dir = env('SCREENSHOT_DIR');
+  await page.screenshot({ path: path.join(dir, 'tools-failed.png') });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: path.join(dir, 'tools-failed-dark.png') });
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.setViewportSize({ width: 390, height: 780 });
+  await page.waitForFunction(() => getComputedStyle(document.getElementById('sidebar')).visibility === 'hidden');
+  await page.screenshot({ path: path.join(dir, 'tools-failed-phone.png') });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.equal(overflow, 0, 'the long failure wraps at phone width');
+  await page.setViewportSize({ width: 1200, height: 800 });
+
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  const reloaded = page.locator('.message.assistant').last();
+  await reloaded.locator('details.tool').first().waitFor({ state: 'attached' });
+  await check(reloaded);
   assert.deepEqual(problems.errors, []);
   assert.deepEqual(unexpected(problems), []);
   await context.close();
