@@ -252,8 +252,11 @@ impl GuardrailConfig {
     }
 }
 
-/// Structured output: the model must answer with JSON matching `schema` (forced through
-/// Bedrock tool use).
+/// Structured output: the model must answer with JSON matching `schema`.
+/// [`BedrockChatModel`](crate) asks for it natively (Bedrock's `outputConfig`) where the
+/// model takes that (see `bedrock::supports_native_structured_output`), and otherwise forces
+/// a call of a tool whose input schema is `schema`; the caller sees the same
+/// [`ModelResponse::structured`] either way.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OutputSchema {
     /// A name for the output (the tool's name): letters, digits, `_` and `-`.

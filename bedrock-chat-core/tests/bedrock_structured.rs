@@ -494,3 +494,94 @@ async fn a_classified_model_error_keeps_the_sdk_error_as_its_source() {
         .as_service_error()
         .is_some_and(|e| e.is_throttling_exception()));
 }
+
+/// A model that takes native structured output (`outputConfig`).
+const SONNET_45: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+
+#[tokio::test]
+async fn a_model_that_takes_native_structured_output_gets_output_config_and_no_tool() {
+    let fake = fake().await;
+    let model = fake.chat_model(BedrockConfig::new(SONNET_45));
+    let reply = model
+        .converse_structured::<Value>(ask(PROMPT), persona_output())
+        .await
+        .unwrap();
+    let body = fake.last_request().unwrap().body;
+    assert!(body.get("toolConfig").is_none(), "{body}");
+    let format = &body["outputConfig"]["textFormat"];
+    assert_eq!(format["type"], "json_schema");
+    let definition = &format["structure"]["jsonSchema"];
+    assert_eq!(definition["name"], persona_output().name);
+    let sent: Value = serde_json::from_str(definition["schema"].as_str().unwrap()).unwrap();
+    assert_eq!(sent, persona_output().schema);
+    // The answer is the JSON text, parsed.
+    assert_eq!(reply.response.text, reply.value.to_string());
+    assert_eq!(reply.response.structured.as_ref(), Some(&reply.value));
+    assert!(reply.value["name"].is_string(), "{}", reply.value);
+}
+
+#[tokio::test]
+async fn other_models_get_the_forced_tool_and_the_choice_can_be_overridden() {
+    let fake = fake().await;
+    let nova = fake.chat_model(BedrockConfig::new(NOVA));
+    nova.converse_structured::<Value>(ask(PROMPT), persona_output())
+        .await
+        .unwrap();
+    let body = fake.last_request().unwrap().body;
+    assert!(body.get("outputConfig").is_none(), "{body}");
+    assert_eq!(
+        body["toolConfig"]["toolChoice"]["tool"]["name"],
+        persona_output().name
+    );
+
+    // Forced on for a model that does not take it: Bedrock refuses, before any answer.
+    let forced = fake.chat_model(BedrockConfig::new(NOVA).with_native_structured_output(true));
+    let error = forced
+        .converse_structured::<Value>(ask(PROMPT), persona_output())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ModelError::InvalidRequest { .. }),
+        "{error:?}"
+    );
+
+    // Forced off for a model that takes it: the tool.
+    let off = fake.chat_model(BedrockConfig::new(SONNET_45).with_native_structured_output(false));
+    off.converse_structured::<Value>(ask(PROMPT), persona_output())
+        .await
+        .unwrap();
+    let body = fake.last_request().unwrap().body;
+    assert!(body.get("outputConfig").is_none() && body.get("toolConfig").is_some());
+}
+
+#[tokio::test]
+async fn native_structured_output_that_is_not_json_is_a_schema_violation() {
+    let fake = fake().await;
+    fake.push_reply(FakeReply::text("Sure! Here is a persona: Captain Maps."));
+    let model = fake.chat_model(BedrockConfig::new(SONNET_45));
+    let error = model
+        .converse_structured::<Value>(ask(PROMPT), persona_output())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ModelError::SchemaViolation { .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn native_structured_output_may_come_with_reasoning() {
+    let fake = fake().await;
+    let model = fake.chat_model(BedrockConfig::new(SONNET_45));
+    let request = ask(PROMPT).with_inference(
+        bedrock_chat_core::InferenceConfig::new()
+            .with_max_tokens(4096)
+            .with_reasoning_budget(1024),
+    );
+    let reply = model
+        .converse_structured::<Value>(request, persona_output())
+        .await
+        .unwrap();
+    assert!(!reply.response.reasoning.is_empty());
+    assert!(reply.value.is_object());
+}

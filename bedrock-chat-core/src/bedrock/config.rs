@@ -56,6 +56,42 @@ pub struct BedrockConfig {
     /// cache points. `None` (the default) decides by the model id: on for the models
     /// Bedrock caches prompts for ([`supports_prompt_caching`]).
     pub prompt_caching: Option<bool>,
+    /// Whether [structured output](crate::ModelRequest::output_schema) asks the model for
+    /// JSON text that fits the schema (Bedrock's `outputConfig`) instead of forcing a call
+    /// of a tool whose input is the schema. `None` (the default) decides by the model id
+    /// ([`supports_native_structured_output`]).
+    pub native_structured_output: Option<bool>,
+}
+
+/// Whether Bedrock takes native structured output (`outputConfig` with a JSON schema) for
+/// `model_id`, as far as this crate knows: Anthropic Claude Sonnet 4.5, Haiku 4.5, Opus
+/// 4.1 and Opus 4.5 (behind a cross-Region profile prefix too). Other models get the
+/// forced tool, which every model with tool use takes; override it with
+/// [`BedrockConfig::with_native_structured_output`].
+///
+/// ```
+/// use bedrock_chat_core::bedrock::supports_native_structured_output;
+/// assert!(supports_native_structured_output("us.anthropic.claude-sonnet-4-5-20250929-v1:0"));
+/// assert!(!supports_native_structured_output("anthropic.claude-sonnet-4-20250514-v1:0"));
+/// assert!(!supports_native_structured_output("amazon.nova-lite-v1:0"));
+/// ```
+pub fn supports_native_structured_output(model_id: &str) -> bool {
+    const FAMILIES: &[&str] = &[
+        "anthropic.claude-sonnet-4-5",
+        "anthropic.claude-haiku-4-5",
+        "anthropic.claude-opus-4-1",
+        "anthropic.claude-opus-4-5",
+    ];
+    let id = without_profile(model_id);
+    FAMILIES.iter().any(|family| id.starts_with(family))
+}
+
+/// `model_id` without a cross-Region inference profile's prefix.
+fn without_profile(model_id: &str) -> &str {
+    ["us.", "eu.", "apac.", "global.", "us-gov."]
+        .iter()
+        .find_map(|prefix| model_id.strip_prefix(prefix))
+        .unwrap_or(model_id)
 }
 
 /// Whether Bedrock caches prompts for `model_id`: Anthropic Claude 3.5 Haiku, 3.7 Sonnet
@@ -78,10 +114,7 @@ pub fn supports_prompt_caching(model_id: &str) -> bool {
         "anthropic.claude-haiku-4",
         "amazon.nova-",
     ];
-    let id = ["us.", "eu.", "apac.", "global.", "us-gov."]
-        .iter()
-        .find_map(|prefix| model_id.strip_prefix(prefix))
-        .unwrap_or(model_id);
+    let id = without_profile(model_id);
     FAMILIES.iter().any(|family| id.starts_with(family))
 }
 
@@ -101,6 +134,7 @@ impl BedrockConfig {
             call_timeout: Some(Duration::from_secs(300)),
             stream_idle_timeout: Duration::from_secs(60),
             prompt_caching: None,
+            native_structured_output: None,
         }
     }
 
@@ -122,6 +156,23 @@ impl BedrockConfig {
     /// one). Other families are not mapped yet.
     pub(crate) fn takes_thinking(&self) -> bool {
         self.model_id.contains("anthropic.claude")
+    }
+
+    /// Sets [`native_structured_output`](Self::native_structured_output).
+    pub fn with_native_structured_output(mut self, on: bool) -> Self {
+        self.native_structured_output = Some(on);
+        self
+    }
+
+    /// What the model takes, for building its requests.
+    pub(crate) fn traits(&self) -> super::request::ModelTraits {
+        super::request::ModelTraits {
+            caching: self.caches_prompts(),
+            thinking: self.takes_thinking(),
+            native_output: self
+                .native_structured_output
+                .unwrap_or_else(|| supports_native_structured_output(&self.model_id)),
+        }
     }
 
     /// Sets the region.

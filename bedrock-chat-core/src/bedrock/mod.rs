@@ -64,7 +64,7 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_bedrockruntime::Client;
 
-pub use config::{supports_prompt_caching, BedrockConfig};
+pub use config::{supports_native_structured_output, supports_prompt_caching, BedrockConfig};
 pub use structured::StructuredReply;
 
 use crate::error::ModelError;
@@ -187,7 +187,7 @@ impl ChatModel for BedrockChatModel {
     async fn converse(&self, request: ModelRequest) -> Result<ModelResponse, ModelError> {
         let started = Instant::now();
         let config = &self.shared.config;
-        let parts = ConverseParts::new(request, config.caches_prompts(), config.takes_thinking())?;
+        let parts = ConverseParts::new(request, config.traits())?;
         let guardrail = parts.guardrail();
         let result = self
             .shared
@@ -203,19 +203,23 @@ impl ChatModel for BedrockChatModel {
             .set_service_tier(parts.service_tier)
             .set_performance_config(parts.performance)
             .set_request_metadata(parts.request_metadata)
+            .set_output_config(parts.output_config.clone())
             .send()
             .await
             .map_err(classify_call)?;
-        response::into_response(result, parts.output_schema.as_ref(), started.elapsed())
+        let output = parts
+            .output_schema
+            .as_ref()
+            .map(|schema| match parts.output_config {
+                Some(_) => response::Output::Native(schema),
+                None => response::Output::Tool(schema),
+            });
+        response::into_response(result, output, started.elapsed())
     }
 
     async fn converse_stream(&self, request: ModelRequest) -> Result<ModelStream, ModelError> {
         let config = &self.shared.config;
-        let parts = Arc::new(ConverseParts::new(
-            request,
-            config.caches_prompts(),
-            config.takes_thinking(),
-        )?);
+        let parts = Arc::new(ConverseParts::new(request, config.traits())?);
         let receiver = stream::open(&self.shared, &parts).await?;
         Ok(stream::events(Arc::clone(&self.shared), parts, receiver))
     }

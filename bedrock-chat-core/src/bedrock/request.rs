@@ -14,6 +14,7 @@ use aws_sdk_bedrockruntime::types::{
     ToolResultStatus, ToolSpecification, ToolUseBlock,
 };
 use aws_sdk_bedrockruntime::types::{
+    JsonSchemaDefinition, OutputConfig, OutputFormat, OutputFormatStructure, OutputFormatType,
     PerformanceConfigLatency, PerformanceConfiguration, ServiceTier as SdkServiceTier,
     ServiceTierType as SdkServiceTierType,
 };
@@ -42,6 +43,18 @@ pub(crate) struct ConverseParts {
     pub(crate) service_tier: Option<SdkServiceTier>,
     pub(crate) performance: Option<PerformanceConfiguration>,
     pub(crate) request_metadata: Option<HashMap<String, String>>,
+    /// Native structured output: the answer is JSON text that fits the schema (instead of
+    /// a call of the schema's forced tool).
+    pub(crate) output_config: Option<OutputConfig>,
+}
+
+/// What the model takes, by its id and the config: cache points, Anthropic's `thinking`
+/// fields, native structured output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ModelTraits {
+    pub(crate) caching: bool,
+    pub(crate) thinking: bool,
+    pub(crate) native_output: bool,
 }
 
 /// Bedrock's smallest reasoning budget for Anthropic extended thinking.
@@ -61,14 +74,20 @@ impl ConverseParts {
     /// [`ModelError::InvalidRequest`] when a part cannot be expressed (the SDK's builders
     /// refuse it), or a reasoning budget breaks Bedrock's rules; Bedrock itself validates
     /// the rest.
-    pub(crate) fn new(
-        request: ModelRequest,
-        caching: bool,
-        thinking: bool,
-    ) -> Result<Self, ModelError> {
+    pub(crate) fn new(request: ModelRequest, traits: ModelTraits) -> Result<Self, ModelError> {
+        let ModelTraits {
+            caching,
+            thinking,
+            native_output,
+        } = traits;
+        let native_output = native_output && request.output_schema.is_some();
         let thinking = match thinking {
-            true => thinking_fields(&request)?,
+            true => thinking_fields(&request, native_output)?,
             false => None,
+        };
+        let output_config = match (&request.output_schema, native_output) {
+            (Some(schema), true) => Some(output_config(schema)?),
+            _ => None,
         };
         let additional_fields = additional_fields(&request.inference, thinking)?;
         let service_tier = request
@@ -97,7 +116,7 @@ impl ConverseParts {
                 .collect()
         });
         let cache = caching && request.prompt_caching;
-        let tool_config = tool_config(&request)?;
+        let tool_config = tool_config(&request, native_output)?;
         let tools_offered = tool_config.is_some();
         let mut messages = request
             .messages
@@ -131,6 +150,7 @@ impl ConverseParts {
             service_tier,
             performance,
             request_metadata,
+            output_config,
         })
     }
 
@@ -345,7 +365,10 @@ fn additional_fields(
 /// Anthropic's extended thinking for a request with a reasoning budget:
 /// `{"thinking": {"type": "enabled", "budget_tokens": N}}`, after Bedrock's rules, which
 /// are checked here so that a bad budget is refused before any call.
-fn thinking_fields(request: &ModelRequest) -> Result<Option<serde_json::Value>, ModelError> {
+fn thinking_fields(
+    request: &ModelRequest,
+    native_output: bool,
+) -> Result<Option<serde_json::Value>, ModelError> {
     let inference = &request.inference;
     let Some(budget) = inference.reasoning_budget else {
         return Ok(None);
@@ -377,7 +400,7 @@ fn thinking_fields(request: &ModelRequest) -> Result<Option<serde_json::Value>, 
                 .into(),
         );
     }
-    if let Some(schema) = &request.output_schema {
+    if let Some(schema) = request.output_schema.as_ref().filter(|_| !native_output) {
         return refuse(format!(
             "inference.reasoning_budget cannot be used with structured output ({}): the model \
              refuses thinking when a tool is forced",
@@ -417,7 +440,10 @@ fn inference_config(inference: &InferenceConfig) -> Option<InferenceConfiguratio
 
 /// The request's tools, and the structured output's tool forced when there is one; `None`
 /// when there is neither.
-fn tool_config(request: &ModelRequest) -> Result<Option<ToolConfiguration>, ModelError> {
+fn tool_config(
+    request: &ModelRequest,
+    native_output: bool,
+) -> Result<Option<ToolConfiguration>, ModelError> {
     let spec = |name: &str, description: &str, schema: &serde_json::Value| {
         ToolSpecification::builder()
             .name(name)
@@ -433,7 +459,7 @@ fn tool_config(request: &ModelRequest) -> Result<Option<ToolConfiguration>, Mode
         .map(|tool| spec(&tool.name, &tool.description, &tool.input_schema))
         .collect::<Result<Vec<_>, _>>()?;
     let mut choice = None;
-    if let Some(schema) = &request.output_schema {
+    if let Some(schema) = request.output_schema.as_ref().filter(|_| !native_output) {
         tools.push(spec(&schema.name, &schema.description, &schema.schema)?);
         let forced = SpecificToolChoice::builder()
             .name(&schema.name)
@@ -450,6 +476,22 @@ fn tool_config(request: &ModelRequest) -> Result<Option<ToolConfiguration>, Mode
         .build()
         .map(Some)
         .map_err(|e| invalid("tool configuration", e))
+}
+
+/// Native structured output: JSON text that fits `schema`.
+fn output_config(schema: &OutputSchema) -> Result<OutputConfig, ModelError> {
+    let definition = JsonSchemaDefinition::builder()
+        .schema(schema.schema.to_string())
+        .name(&schema.name)
+        .description(&schema.description)
+        .build()
+        .map_err(|e| invalid("output schema", e))?;
+    let format = OutputFormat::builder()
+        .r#type(OutputFormatType::JsonSchema)
+        .structure(OutputFormatStructure::JsonSchema(definition))
+        .build()
+        .map_err(|e| invalid("output format", e))?;
+    Ok(OutputConfig::builder().text_format(format).build())
 }
 
 /// A tool call or result as text, for a conversation that holds them while no tool is
@@ -479,6 +521,14 @@ mod tests {
     use crate::model::ModelMessage;
     use serde_json::json;
 
+    fn traits(caching: bool, thinking: bool) -> ModelTraits {
+        ModelTraits {
+            caching,
+            thinking,
+            native_output: false,
+        }
+    }
+
     #[test]
     fn an_empty_inference_config_is_left_out() {
         assert!(inference_config(&InferenceConfig::default()).is_none());
@@ -498,8 +548,7 @@ mod tests {
                 Part::document(DocumentFormat::Md, "notes", b"# n".to_vec()),
                 Part::text("what is this?"),
             ])]),
-            false,
-            false,
+            traits(false, false),
         )
         .unwrap();
         let blocks = &parts.messages[0].content;
@@ -533,8 +582,7 @@ mod tests {
         };
         let error = ConverseParts::new(
             ModelRequest::new([ModelMessage::user("").with_parts(vec![blob, Part::text("hi")])]),
-            true,
-            false,
+            traits(true, false),
         )
         .unwrap_err();
         assert!(
@@ -552,7 +600,7 @@ mod tests {
         ])
         .with_system("Be brief.")
         .with_prompt_caching(true);
-        let cached = ConverseParts::new(request.clone(), true, false).unwrap();
+        let cached = ConverseParts::new(request.clone(), traits(true, false)).unwrap();
         let system = cached.system.unwrap();
         assert!(matches!(
             system.as_slice(),
@@ -569,8 +617,8 @@ mod tests {
         assert_eq!(cached.messages[0].content.len(), 1);
         // A model that does not cache, or a request that does not ask: no cache point.
         for parts in [
-            ConverseParts::new(request.clone(), false, false).unwrap(),
-            ConverseParts::new(request.with_prompt_caching(false), true, false).unwrap(),
+            ConverseParts::new(request.clone(), traits(false, false)).unwrap(),
+            ConverseParts::new(request.with_prompt_caching(false), traits(true, false)).unwrap(),
         ] {
             assert_eq!(parts.system.unwrap().len(), 1);
             assert!(parts.messages.iter().all(|m| m.content.len() == 1));
@@ -586,7 +634,8 @@ mod tests {
         let inference = InferenceConfig::new()
             .with_max_tokens(4096)
             .with_reasoning_budget(2048);
-        let parts = ConverseParts::new(with_inference(inference.clone()), false, true).unwrap();
+        let parts =
+            ConverseParts::new(with_inference(inference.clone()), traits(false, true)).unwrap();
         assert_eq!(
             parts.additional_fields,
             Some(to_document(
@@ -597,15 +646,14 @@ mod tests {
         // A model that does not take thinking gets no field, whatever the budget.
         let other = ConverseParts::new(
             with_inference(inference.with_temperature(0.5)),
-            false,
-            false,
+            traits(false, false),
         )
         .unwrap();
         assert!(other.additional_fields.is_none());
         // A budget alone sets no inferenceConfig, and no budget sends no field.
         let alone = InferenceConfig::new().with_reasoning_budget(1024);
         assert!(inference_config(&alone).is_none());
-        let none = ConverseParts::new(with_inference(InferenceConfig::new()), false, true);
+        let none = ConverseParts::new(with_inference(InferenceConfig::new()), traits(false, true));
         assert!(none.unwrap().additional_fields.is_none());
     }
 
@@ -640,7 +688,7 @@ mod tests {
             ),
         ];
         for (request, expected) in cases {
-            match ConverseParts::new(request.clone(), false, true) {
+            match ConverseParts::new(request.clone(), traits(false, true)) {
                 Err(ModelError::InvalidRequest { message, .. }) => {
                     assert!(message.contains(expected), "{expected}: {message}")
                 }
@@ -648,7 +696,7 @@ mod tests {
             }
         }
         let fine = budget(1024).with_max_tokens(1025);
-        assert!(ConverseParts::new(with_inference(fine), false, true).is_ok());
+        assert!(ConverseParts::new(with_inference(fine), traits(false, true)).is_ok());
     }
 
     #[test]
@@ -668,8 +716,7 @@ mod tests {
                 ]),
                 ModelMessage::user("q2"),
             ]),
-            false,
-            false,
+            traits(false, false),
         )
         .unwrap();
         match parts.messages[1].content.as_slice() {
@@ -699,8 +746,7 @@ mod tests {
                 }),
                 ..Default::default()
             },
-            true,
-            false,
+            traits(true, false),
         )
         .unwrap();
         assert!(parts.system.is_none());

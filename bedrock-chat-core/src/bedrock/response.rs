@@ -40,9 +40,18 @@ pub(crate) fn stop_reason(reason: &aws_sdk_bedrockruntime::types::StopReason) ->
 /// # Errors
 /// [`ModelError::SchemaViolation`] when a schema was asked for and the model did not call
 /// its tool; [`ModelError::ModelFailure`] when the result holds no message.
+/// How a structured output was asked for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Output<'a> {
+    /// As a call of a forced tool whose input is the schema.
+    Tool(&'a OutputSchema),
+    /// As JSON text that fits the schema (`outputConfig`).
+    Native(&'a OutputSchema),
+}
+
 pub(crate) fn into_response(
     result: ConverseResult,
-    schema: Option<&OutputSchema>,
+    output: Option<Output<'_>>,
     measured: Duration,
 ) -> Result<ModelResponse, ModelError> {
     let stop_reason = stop_reason(&result.stop_reason);
@@ -62,20 +71,28 @@ pub(crate) fn into_response(
             )))
         }
     };
-    let (text, structured) = match schema {
-        None => {
-            // Reasoning, citations and other blocks are not part of the answer's text.
-            let text = message
-                .content
-                .iter()
-                .filter_map(|block| match block {
-                    ContentBlock::Text(t) => Some(t.as_str()),
-                    _ => None,
-                })
-                .collect::<String>();
-            (text, None)
+    // Reasoning, citations and other blocks are not part of the answer's text.
+    let text_of = |content: &[ContentBlock]| {
+        content
+            .iter()
+            .filter_map(|block| match block {
+                ContentBlock::Text(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect::<String>()
+    };
+    let schema = match output {
+        Some(Output::Tool(schema)) => Some(schema),
+        _ => None,
+    };
+    let (text, structured) = match output {
+        None => (text_of(&message.content), None),
+        Some(Output::Native(schema)) => {
+            let text = text_of(&message.content);
+            let value = native_value(&text, schema, &stop_reason)?;
+            (text, Some(value))
         }
-        Some(schema) => {
+        Some(Output::Tool(schema)) => {
             let input = message
                 .content
                 .iter()
@@ -105,7 +122,9 @@ pub(crate) fn into_response(
         .content
         .iter()
         .filter_map(|block| match block {
-            ContentBlock::ToolUse(tool) if schema.is_none_or(|s| s.name != tool.name) => {
+            ContentBlock::ToolUse(tool)
+                if schema.is_none_or(|s: &OutputSchema| s.name != tool.name) =>
+            {
                 Some(ToolCall {
                     id: tool.tool_use_id.clone(),
                     name: tool.name.clone(),
@@ -142,4 +161,28 @@ pub(crate) fn into_response(
         stop_reason,
         latency,
     })
+}
+
+/// The JSON object a native structured output's text holds.
+///
+/// # Errors
+/// [`ModelError::SchemaViolation`] when the text is not a JSON object.
+fn native_value(
+    text: &str,
+    schema: &OutputSchema,
+    stop_reason: &StopReason,
+) -> Result<serde_json::Value, ModelError> {
+    match serde_json::from_str::<serde_json::Value>(text.trim()) {
+        Ok(value) if value.is_object() => Ok(value),
+        Ok(_) => Err(ModelError::schema_violation(format!(
+            "the `{}` output is not a JSON object",
+            schema.name
+        ))),
+        Err(error) => Err(ModelError::schema_violation(format!(
+            "the `{}` output is not JSON (stop reason {}): {error}",
+            schema.name,
+            stop_reason.as_str()
+        ))
+        .with_source(error)),
+    }
 }

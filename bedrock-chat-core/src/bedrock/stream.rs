@@ -40,6 +40,7 @@ pub(crate) async fn open(shared: &Shared, parts: &ConverseParts) -> Result<Recei
         .set_service_tier(parts.service_tier.clone())
         .set_performance_config(parts.performance.clone())
         .set_request_metadata(parts.request_metadata.clone())
+        .set_output_config(parts.output_config.clone())
         .send()
         .await
         .map_err(classify_call)?;

@@ -175,6 +175,44 @@ fn check_reasoning_block(block: &Value, i: usize, j: usize) -> Result<(), String
     Ok(())
 }
 
+/// Reads a native structured output request (`outputConfig.textFormat`) into `ask` and
+/// checks it as Bedrock does: a model that takes it, the `json_schema` type, a schema
+/// that is JSON text.
+pub(crate) fn read_output_config(
+    body: &Value,
+    model_id: &str,
+    ask: &mut Ask,
+) -> Result<(), String> {
+    let Some(format) = body.pointer("/outputConfig/textFormat") else {
+        return Ok(());
+    };
+    if !crate::bedrock::supports_native_structured_output(model_id) {
+        return Err(format!(
+            "The model {model_id} does not support structured outputs (outputConfig). Use \
+             tool use to get structured output from this model."
+        ));
+    }
+    if format.get("type").and_then(Value::as_str) != Some("json_schema") {
+        return Err("outputConfig.textFormat.type must be json_schema.".into());
+    }
+    let definition = format
+        .pointer("/structure/jsonSchema")
+        .ok_or("outputConfig.textFormat.structure.jsonSchema is required.")?;
+    let schema = definition
+        .get("schema")
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        .filter(Value::is_object)
+        .ok_or("outputConfig.textFormat.structure.jsonSchema.schema is not a valid JSON schema.")?;
+    let name = definition
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("output")
+        .to_owned();
+    ask.output_schema = Some((name, schema));
+    Ok(())
+}
+
 /// Whether `model_id` (perhaps behind a cross-region profile prefix) takes extended
 /// thinking: Anthropic Claude 3.7 Sonnet and the Claude 4 family.
 fn thinks(model_id: &str) -> bool {

@@ -32,6 +32,8 @@ pub(crate) struct Ask {
     pub(crate) offered_tools: Vec<(String, Value)>,
     /// The tool results the last user turn holds, each as its text.
     pub(crate) tool_results: Vec<String>,
+    /// A native structured output's name and JSON schema (`outputConfig`).
+    pub(crate) output_schema: Option<(String, Value)>,
 }
 
 /// A cache point of a request: the prefix before it, hashed, and its tokens.
@@ -190,7 +192,8 @@ impl Plan {
     /// The default answer: the last user message, word by word; with a forced tool, a call
     /// of it with input generated to validate against the tool's input schema (strings made
     /// from the property names and that message), as a model's structured output would.
-    /// With offered tools, a call of the first one the message names (input made the same
+    /// With a native structured output, that JSON as text. With offered tools, a call of
+    /// the first one the message names (input made the same
     /// way), and after tool results, "Tool results: ..." quoting them. A `max_tokens` limit
     /// cuts the echo (at 4 characters a token) and makes the stop reason `max_tokens`.
     pub(crate) fn echo(ask: &Ask, timing: Timing) -> Self {
@@ -199,6 +202,10 @@ impl Plan {
                 let object = json!({ "type": "object" });
                 let schema = ask.forced_tool_schema.as_ref().unwrap_or(&object);
                 FakeReply::tool_use(fill(schema, name, &ask.last_user_text))
+            }
+            None if ask.output_schema.is_some() => {
+                let (name, schema) = ask.output_schema.as_ref().expect("checked just above");
+                FakeReply::text(fill(schema, name, &ask.last_user_text).to_string())
             }
             None if !ask.tool_results.is_empty() => {
                 FakeReply::text(format!("Tool results: {}", ask.tool_results.join("; ")))

@@ -200,6 +200,7 @@ async fn answer(
     let ask = ask.and_then(|mut ask| {
         if matches!(operation, Operation::Converse | Operation::ConverseStream) {
             converse::read_thinking(body, model_id, &mut ask)?;
+            converse::read_output_config(body, model_id, &mut ask)?;
         }
         Ok(ask)
     });
