@@ -939,6 +939,7 @@ async fn the_chat_page_is_served_with_a_strict_csp_and_revalidated_by_etag() {
         ("/assets/markdown.js", "text/javascript; charset=utf-8"),
         ("/assets/reasoning.js", "text/javascript; charset=utf-8"),
         ("/assets/sse.js", "text/javascript; charset=utf-8"),
+        ("/assets/tools.js", "text/javascript; charset=utf-8"),
         (
             "/assets/vendor/marked.esm.js",
             "text/javascript; charset=utf-8",
