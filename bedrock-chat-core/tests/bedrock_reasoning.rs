@@ -422,3 +422,78 @@ async fn the_offline_model_reasons_when_asked() {
     assert_eq!(plain.reasoning(), None);
     assert!(plain.answer.parts.is_empty());
 }
+
+#[tokio::test]
+async fn redacted_reasoning_is_kept_never_shown_and_sent_back_unchanged() {
+    let fake = FakeBedrock::start().await.unwrap();
+    let store = InMemoryHistoryStore::new();
+    let service = service(Arc::new(fake.chat_model(config(CLAUDE))), &store);
+    let opaque = b"\x00encrypted reasoning\xff".to_vec();
+
+    for streamed in [false, true] {
+        fake.push_reply(
+            FakeReply::text("The answer.")
+                .with_redacted_reasoning(opaque.clone())
+                .with_reasoning("Visible thought."),
+        );
+        let request = SendRequest::new(alice(), "Tell me").with_inference(thinking(2048));
+        let reply = match streamed {
+            false => service.send(request).await.unwrap(),
+            true => {
+                let events: Vec<StreamEvent> =
+                    service.send_stream(request).await.unwrap().collect().await;
+                let shown: String = events
+                    .iter()
+                    .filter_map(|e| match e {
+                        StreamEvent::Reasoning(text) => Some(text.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(shown, "Visible thought.", "the redacted block is not shown");
+                match events.into_iter().last() {
+                    Some(StreamEvent::Completed(reply)) => *reply,
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        let stored = store
+            .get_message(&alice(), reply.response_session_id)
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = stored.parts.iter().map(Part::kind).collect();
+        assert_eq!(
+            kinds,
+            ["redacted_reasoning", "reasoning", "text"],
+            "streamed: {streamed}"
+        );
+        match &stored.parts[0] {
+            Part::RedactedReasoning { data } => {
+                assert_eq!(data.bytes().map(|b| b.to_vec()), Some(opaque.clone()))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(reply.reasoning().as_deref(), Some("Visible thought."));
+
+        // The next turn sends the encrypted block back as it came.
+        service
+            .send(
+                SendRequest::new(alice(), "And?")
+                    .in_chat(reply.chat_id)
+                    .with_inference(thinking(2048)),
+            )
+            .await
+            .unwrap();
+        let body = last_body(&fake);
+        let sent = &body["messages"][1]["content"][0]["reasoningContent"]["redactedContent"];
+        use base64::Engine as _;
+        assert_eq!(
+            sent.as_str(),
+            Some(
+                base64::engine::general_purpose::STANDARD
+                    .encode(&opaque)
+                    .as_str()
+            ),
+            "{body}"
+        );
+    }
+}

@@ -669,14 +669,17 @@ pub(crate) fn answer(plan: &Plan) -> Value {
             "toolUse": { "toolUseId": tool_use_id(), "name": name, "input": input }
         }),
     };
-    let content: Vec<Value> = plan
-        .reasoning
-        .iter()
-        .map(|r| {
+    let redacted = plan
+        .redacted_reasoning
+        .as_ref()
+        .map(|data| json!({ "reasoningContent": { "redactedContent": redacted_base64(data) } }));
+    let content: Vec<Value> = redacted
+        .into_iter()
+        .chain(plan.reasoning.iter().map(|r| {
             json!({ "reasoningContent": {
                 "reasoningText": { "text": r.text(), "signature": r.signature }
             }})
-        })
+        }))
         .chain([block])
         .collect();
     json!({
@@ -685,6 +688,11 @@ pub(crate) fn answer(plan: &Plan) -> Value {
         "usage": usage_json(plan),
         "metrics": { "latencyMs": latency_ms(plan) },
     })
+}
+
+/// Encrypted reasoning as the JSON protocol carries a blob: base64.
+fn redacted_base64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 /// Frames sent as one piece of a stream (event-stream frames delimit themselves).
@@ -709,24 +717,33 @@ pub(crate) fn stream_frames(plan: &Plan) -> Frames {
         )
     };
     let mut deltas = Vec::new();
+    let mut index = 0;
+    if let Some(data) = &plan.redacted_reasoning {
+        let redacted = json!({ "reasoningContent": { "redactedContent": redacted_base64(data) } });
+        deltas.push(joined([
+            delta_frame(index, redacted),
+            event_frame("contentBlockStop", &json!({ "contentBlockIndex": index })),
+        ]));
+        index += 1;
+    }
     if let Some(reasoning) = &plan.reasoning {
         let last = reasoning.deltas.len().saturating_sub(1);
         for (k, piece) in reasoning.deltas.iter().enumerate() {
-            let text = delta_frame(0, json!({ "reasoningContent": { "text": piece } }));
+            let text = delta_frame(index, json!({ "reasoningContent": { "text": piece } }));
             deltas.push(if k == last {
                 // The signature and the end of the block come with the last piece.
                 let signature = json!({ "reasoningContent": { "signature": reasoning.signature } });
                 joined([
                     text,
-                    delta_frame(0, signature),
-                    event_frame("contentBlockStop", &json!({ "contentBlockIndex": 0 })),
+                    delta_frame(index, signature),
+                    event_frame("contentBlockStop", &json!({ "contentBlockIndex": index })),
                 ])
             } else {
                 joined([text])
             });
         }
+        index += 1;
     }
-    let index = usize::from(plan.reasoning.is_some());
     for (k, piece) in plan.deltas().iter().enumerate() {
         let frame = match &plan.content {
             Content::Text { .. } => delta_frame(index, json!({ "text": piece })),

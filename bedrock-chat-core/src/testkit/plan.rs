@@ -167,6 +167,8 @@ pub(crate) fn signature_of(text: &str) -> String {
 /// The whole answer.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Plan {
+    /// Encrypted reasoning before everything else (Converse only).
+    pub(crate) redacted_reasoning: Option<Vec<u8>>,
     /// Reasoning before the content (Converse only).
     pub(crate) reasoning: Option<Reasoning>,
     pub(crate) content: Content,
@@ -265,6 +267,7 @@ impl Plan {
             }
         };
         Self {
+            redacted_reasoning: reply.redacted_reasoning,
             reasoning,
             content,
             stop_reason: reply.stop_reason.unwrap_or_else(|| default_stop.to_owned()),

@@ -30,6 +30,7 @@ pub struct FakeReply {
     pub(crate) time_to_first_token: Option<Duration>,
     pub(crate) delta_delay: Option<Duration>,
     pub(crate) reasoning: Option<String>,
+    pub(crate) redacted_reasoning: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +49,7 @@ impl FakeReply {
             time_to_first_token: None,
             delta_delay: None,
             reasoning: None,
+            redacted_reasoning: None,
         }
     }
 
@@ -121,6 +123,21 @@ impl FakeReply {
     /// ```
     pub fn with_reasoning(mut self, text: impl Into<String>) -> Self {
         self.reasoning = Some(text.into());
+        self
+    }
+
+    /// Begins the answer with a block of reasoning the provider encrypted (a Converse
+    /// `reasoningContent.redactedContent` block of these bytes, streamed as one delta),
+    /// as Claude does when its safety systems flag its reasoning. It must be sent back
+    /// unchanged on the next turn.
+    ///
+    /// ```
+    /// use bedrock_chat_core::testkit::FakeReply;
+    /// let reply = FakeReply::text("42").with_redacted_reasoning(b"opaque".to_vec());
+    /// # let _ = reply;
+    /// ```
+    pub fn with_redacted_reasoning(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.redacted_reasoning = Some(data.into());
         self
     }
 }
