@@ -100,6 +100,17 @@ pub fn part_tokens(estimator: &dyn TokenEstimator, part: &Part) -> u64 {
     }
 }
 
+/// The metadata key under which a stored message keeps its exact token count: the count
+/// the model made of a question (with
+/// [`ChatPolicy::exact_token_counts`](crate::ChatPolicy::exact_token_counts)), the output
+/// tokens it reported for a reply.
+pub const TOKENS_METADATA: &str = "tokens";
+
+/// A stored message's exact token count, when it has one ([`TOKENS_METADATA`]).
+pub fn stored_tokens(message: &Message) -> Option<u64> {
+    message.metadata.get(TOKENS_METADATA)?.as_u64()
+}
+
 /// The default estimate: one token per `chars_per_token` characters, rounded up, plus a
 /// fixed overhead per message for role markers. Close to Claude's and Nova's tokenizers on
 /// English prose (about four characters a token); conservative on code and CJK text only
@@ -185,7 +196,8 @@ pub fn align_window(history: &mut Vec<Message>, max_messages: usize, stride: u32
 /// roles alternate, no turn is empty. Stored history can break that (a deleted reply, an
 /// edited message); consecutive turns of one role are then joined, and a leading assistant
 /// turn is dropped. History is taken by value so its text and parts move into the turns.
-/// Messages with [`parts`](Message::parts) count their attachments by
+/// A message that keeps its exact token count ([`stored_tokens`]) costs that; others are
+/// estimated, those with [`parts`](Message::parts) counting their attachments by
 /// [`estimate_message`].
 pub fn build_context(
     history: Vec<Message>,
@@ -198,7 +210,8 @@ pub fn build_context(
     let mut budget = max_tokens.saturating_sub(new_cost);
     let mut kept = 0;
     for message in history.iter().rev().take(max_messages) {
-        let cost = estimate_message(estimator, &message.content, &message.parts);
+        let cost = stored_tokens(message)
+            .unwrap_or_else(|| estimate_message(estimator, &message.content, &message.parts));
         if cost > budget {
             break;
         }

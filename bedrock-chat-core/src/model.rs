@@ -554,6 +554,17 @@ pub trait ChatModel: Send + Sync + 'static {
     /// A [`ModelError`] saying what kind of failure happened.
     async fn converse_stream(&self, request: ModelRequest) -> Result<ModelStream, ModelError>;
 
+    /// The exact input tokens of `request` as the model counts them (Bedrock's CountTokens
+    /// operation, which costs nothing), or `None` when the model cannot count (the default;
+    /// callers then estimate).
+    ///
+    /// # Errors
+    /// A [`ModelError`] when the count was asked for and failed.
+    async fn count_tokens(&self, request: &ModelRequest) -> Result<Option<u64>, ModelError> {
+        let _ = request;
+        Ok(None)
+    }
+
     /// Checks that the model can take calls, for readiness probes, without spending
     /// tokens. The default answers `Ok` at once (nothing to check, or nothing known to
     /// check cheaply); a backend overrides it when it can tell, say, missing credentials.

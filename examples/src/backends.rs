@@ -209,7 +209,8 @@ pub fn policy(args: &BackendArgs) -> Result<ChatPolicy, StartupError> {
         .with_max_message_chars(args.max_message_chars)
         .with_audit_message_text(args.log_message_text)
         .with_prompt_caching(!args.no_prompt_caching)
-        .with_tool_limits(args.max_tool_rounds, TOOL_TIMEOUT);
+        .with_tool_limits(args.max_tool_rounds, TOOL_TIMEOUT)
+        .with_exact_token_counts(args.exact_token_counts);
     if let Some(prompt) = &args.system_prompt {
         policy = policy.with_system_prompt(prompt.clone());
     }

@@ -133,6 +133,12 @@ pub struct BackendArgs {
     #[arg(long, env = "BEDROCK_CHAT_MODEL_REQUEST_FIELDS", value_name = "JSON", value_parser = json_object)]
     pub model_request_fields: Option<serde_json::Value>,
 
+    /// Count each new message's tokens with the model (Bedrock's CountTokens, a free call
+    /// before the model's) and size later context windows by those counts instead of by
+    /// estimate.
+    #[arg(long, env = "BEDROCK_CHAT_EXACT_TOKEN_COUNTS")]
+    pub exact_token_counts: bool,
+
     /// A Bedrock Guardrail applied to every call, as `ID:VERSION`.
     #[arg(long, env = "BEDROCK_CHAT_GUARDRAIL")]
     pub guardrail: Option<GuardrailSpec>,

@@ -118,6 +118,12 @@ impl ErrorCode for ConverseStreamError {
     }
 }
 
+impl ErrorCode for aws_sdk_bedrockruntime::operation::count_tokens::CountTokensError {
+    fn error_code(&self) -> Option<&str> {
+        self.code()
+    }
+}
+
 impl ErrorCode for ConverseStreamOutputError {
     fn error_code(&self) -> Option<&str> {
         match self {

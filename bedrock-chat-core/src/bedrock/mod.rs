@@ -62,6 +62,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_bedrockruntime::types::{ConverseTokensRequest, CountTokensInput};
 use aws_sdk_bedrockruntime::Client;
 
 pub use config::{supports_native_structured_output, supports_prompt_caching, BedrockConfig};
@@ -222,5 +223,31 @@ impl ChatModel for BedrockChatModel {
         let parts = Arc::new(ConverseParts::new(request, config.traits())?);
         let receiver = stream::open(&self.shared, &parts).await?;
         Ok(stream::events(Arc::clone(&self.shared), parts, receiver))
+    }
+
+    async fn count_tokens(&self, request: &ModelRequest) -> Result<Option<u64>, ModelError> {
+        let config = &self.shared.config;
+        // Counted as the call would be made, cache points aside (they change no count).
+        let traits = request::ModelTraits {
+            caching: false,
+            ..config.traits()
+        };
+        let parts = ConverseParts::new(request.clone(), traits)?;
+        let input = ConverseTokensRequest::builder()
+            .set_messages(Some(parts.messages))
+            .set_system(parts.system)
+            .set_tool_config(parts.tool_config)
+            .set_additional_model_request_fields(parts.additional_fields)
+            .build();
+        let output = self
+            .shared
+            .client
+            .count_tokens()
+            .model_id(&config.model_id)
+            .input(CountTokensInput::Converse(input))
+            .send()
+            .await
+            .map_err(classify_call)?;
+        Ok(Some(u64::try_from(output.input_tokens).unwrap_or(0)))
     }
 }

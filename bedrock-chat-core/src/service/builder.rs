@@ -60,6 +60,11 @@ pub struct ChatPolicy {
     /// A tool call that takes longer than this (30 s by default) is abandoned, and the
     /// model told so in an error result.
     pub tool_timeout: Duration,
+    /// Whether each new message is counted by the model (Bedrock's CountTokens, one free
+    /// call before the model's), its exact count kept in its metadata (`tokens`) so that
+    /// later context windows are sized by it instead of by estimate. Off by default (the
+    /// count adds a round trip); replies always keep the output tokens the model reported.
+    pub exact_token_counts: bool,
 }
 
 impl Default for ChatPolicy {
@@ -81,6 +86,7 @@ impl Default for ChatPolicy {
             prompt_caching: true,
             max_tool_rounds: 5,
             tool_timeout: Duration::from_secs(30),
+            exact_token_counts: false,
         }
     }
 }
@@ -157,6 +163,12 @@ impl ChatPolicy {
     pub fn with_tool_limits(mut self, max_rounds: u32, timeout: Duration) -> Self {
         self.max_tool_rounds = max_rounds;
         self.tool_timeout = timeout;
+        self
+    }
+
+    /// Sets [`exact_token_counts`](Self::exact_token_counts).
+    pub fn with_exact_token_counts(mut self, on: bool) -> Self {
+        self.exact_token_counts = on;
         self
     }
 

@@ -22,7 +22,7 @@ pub use stream::{ChatStream, StreamEvent};
 use audit::{CallMeta, Operation, Outcome};
 
 use crate::blob::{self, BlobStore};
-use crate::context::{align_window, build_context, TokenEstimator};
+use crate::context::{align_window, build_context, TokenEstimator, TOKENS_METADATA};
 use crate::error::{ChatError, InvalidInput, ModelError, StoreError};
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::limiter::{Decision, RateLimiter};
@@ -577,6 +577,12 @@ impl ChatService {
 
         let meta = request.call_meta(operation, policy.audit_message_text);
         let rate_limit = inner.check_limits(&meta).await?;
+        let mut metadata = request.metadata.clone();
+        if policy.exact_token_counts && !metadata.contains_key(TOKENS_METADATA) {
+            if let Some(tokens) = inner.count_tokens(&request).await {
+                metadata.insert(TOKENS_METADATA.to_owned(), tokens.into());
+            }
+        }
 
         let (target, history, stored_prompt) = match request.chat_id {
             Some(chat_id) => {
@@ -640,7 +646,7 @@ impl ChatService {
             message_uid: request.message_uid.unwrap_or_default(),
             question: request.message,
             question_parts,
-            metadata: request.metadata,
+            metadata,
             estimated_input_tokens: context.estimated_tokens,
             rate_limit,
         };
@@ -663,6 +669,19 @@ impl Inner {
             )?;
         }
         Ok(())
+    }
+
+    /// The model's exact count of a new message's tokens; `None` when the model cannot
+    /// count or the count failed (the message is then estimated, as without counts).
+    async fn count_tokens(&self, request: &SendRequest) -> Option<u64> {
+        let turn = ModelRequest::new([request.model_turn()]);
+        match self.model.count_tokens(&turn).await {
+            Ok(count) => count,
+            Err(error) => {
+                tracing::debug!(error = %error, "could not count a message's tokens; estimating them");
+                None
+            }
+        }
     }
 
     /// The sampling settings of a request: the policy's, overridden by the request's.
@@ -799,6 +818,7 @@ impl Inner {
         let mut reply_metadata = Metadata::new();
         reply_metadata.insert("stop_reason".into(), stop_reason.as_str().into());
         reply_metadata.insert("latency_ms".into(), (latency.as_millis() as u64).into());
+        reply_metadata.insert(TOKENS_METADATA.into(), usage.output_tokens.into());
         // The model answered but the exchange could not be kept: audited as a failed call.
         let store_failed = |meta: &CallMeta, error: StoreError| {
             let error = ChatError::from(error);

@@ -348,6 +348,9 @@ pub enum Operation {
     InvokeModel,
     /// `POST /model/{modelId}/invoke-with-response-stream`.
     InvokeModelWithResponseStream,
+    /// `POST /model/{modelId}/count-tokens` (a Converse input): the input tokens, 4
+    /// characters a token as the fake's usage counts them. It takes no scripted reply.
+    CountTokens,
 }
 
 impl Operation {

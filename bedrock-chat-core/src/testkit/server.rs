@@ -97,6 +97,30 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, shutdown: Ca
     }
 }
 
+/// CountTokens for a Converse input: validated as a Converse request (a conversation over
+/// the context window is counted, not refused), answered with its input tokens.
+fn count_tokens(body: &Value, model_id: &str, limits: converse::Limits) -> Response<Body> {
+    let Some(input) = body.pointer("/input/converse") else {
+        return validation_error("CountTokens needs input.converse (a Converse request).");
+    };
+    let limits = converse::Limits {
+        context_window_tokens: u64::MAX,
+        ..limits
+    };
+    let ask = converse::read_request(input, limits).and_then(|mut ask| {
+        converse::read_thinking(input, model_id, &mut ask)?;
+        Ok(ask)
+    });
+    match ask {
+        Ok(ask) => json_response(
+            200,
+            &serde_json::json!({ "inputTokens": ask.input_tokens() }),
+            &[],
+        ),
+        Err(message) => validation_error(&message),
+    }
+}
+
 /// The operation and the percent-decoded model id of a path, if it names one.
 fn route(method: &Method, path: &str) -> Option<(Operation, String)> {
     if method != Method::POST {
@@ -116,6 +140,7 @@ fn route(method: &Method, path: &str) -> Option<(Operation, String)> {
         "converse-stream" => Operation::ConverseStream,
         "invoke" => Operation::InvokeModel,
         "invoke-with-response-stream" => Operation::InvokeModelWithResponseStream,
+        "count-tokens" => Operation::CountTokens,
         _ => return None,
     };
     let id = percent_encoding::percent_decode_str(id)
@@ -191,8 +216,13 @@ async fn answer(
         );
     }
     let limits = *lock(&state.limits);
+    if operation == Operation::CountTokens {
+        return count_tokens(body, model_id, limits);
+    }
     let ask = match operation {
-        Operation::Converse | Operation::ConverseStream => converse::read_request(body, limits),
+        Operation::Converse | Operation::ConverseStream | Operation::CountTokens => {
+            converse::read_request(body, limits)
+        }
         Operation::InvokeModel | Operation::InvokeModelWithResponseStream => {
             invoke::read_request(body, limits)
         }
