@@ -13,7 +13,7 @@ use base64::Engine as _;
 use bedrock_chat_core::bedrock::BedrockConfig;
 use bedrock_chat_core::testkit::FakeBedrock;
 use bedrock_chat_core::{ChatService, Quota};
-use bedrock_chat_examples::http::{AppState, Authenticator, Metrics, RouterSettings};
+use bedrock_chat_examples::http::RouterSettings;
 use bedrock_chat_ratelimit::InMemoryRateLimiter;
 use bedrock_chat_store::InMemoryHistoryStore;
 use reqwest::StatusCode;
@@ -39,20 +39,12 @@ async fn start(max_body_bytes: usize, max_attachment_body_bytes: usize) -> Serve
             Quota::per_minute(1000).unwrap(),
         )))
         .build();
-    let state = AppState {
-        service,
-        auth: Arc::new(Authenticator::Anonymous {
-            secure_cookies: false,
-            trust_forwarded_for: false,
-        }),
-        metrics: Metrics::new(),
-    };
     let settings = RouterSettings {
         max_body_bytes,
         max_attachment_body_bytes,
         ..RouterSettings::default()
     };
-    let base = support::serve(state, &settings).await;
+    let base = support::serve_anonymous(service, &settings).await;
     Server { base, fake }
 }
 

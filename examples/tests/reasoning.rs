@@ -6,14 +6,14 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod support;
-use support::{browser, parse_sse};
+use support::{browser, Api};
 
 use std::sync::Arc;
 
 use bedrock_chat_core::bedrock::BedrockConfig;
 use bedrock_chat_core::testkit::FakeBedrock;
 use bedrock_chat_core::{ChatPolicy, ChatService, InferenceConfig, Quota};
-use bedrock_chat_examples::http::{AppState, Authenticator, Metrics, RouterSettings};
+use bedrock_chat_examples::http::RouterSettings;
 use bedrock_chat_ratelimit::InMemoryRateLimiter;
 use bedrock_chat_store::InMemoryHistoryStore;
 use reqwest::StatusCode;
@@ -37,21 +37,13 @@ async fn start(inference: InferenceConfig) -> Server {
         )))
         .policy(ChatPolicy::default().with_inference(inference))
         .build();
-    let state = AppState {
-        service,
-        auth: Arc::new(Authenticator::Anonymous {
-            secure_cookies: false,
-            trust_forwarded_for: false,
-        }),
-        metrics: Metrics::new(),
-    };
-    let base = support::serve(state, &RouterSettings::default()).await;
+    let base = support::serve_anonymous(service, &RouterSettings::default()).await;
     Server { base, fake }
 }
 
 impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+    fn api(&self, client: &reqwest::Client) -> Api {
+        Api::with_client(&self.base, client)
     }
 
     async fn post(
@@ -60,43 +52,21 @@ impl Server {
         path: &str,
         body: &Value,
     ) -> (StatusCode, Value) {
-        let response = client.post(self.url(path)).json(body).send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn get_json(&self, client: &reqwest::Client, path: &str) -> Value {
-        let response = client.get(self.url(path)).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.unwrap()
+        self.api(client).post(path, body).await
     }
 
     /// A streamed send's events.
     async fn stream(&self, client: &reqwest::Client, body: &Value) -> Vec<(String, Value)> {
-        let response = client
-            .post(self.url("/api/v1/chats/stream"))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        parse_sse(&response.text().await.unwrap())
+        self.api(client).stream(body).await
     }
 
     /// The messages of conversation `chat_id`, oldest first.
     async fn messages(&self, client: &reqwest::Client, chat_id: &str) -> Vec<Value> {
-        let page = self
-            .get_json(client, &format!("/api/v1/conversations/{chat_id}/messages"))
-            .await;
-        page["items"].as_array().unwrap().clone()
+        self.api(client).messages(chat_id).await
     }
 
     async fn conversation_count(&self, client: &reqwest::Client) -> usize {
-        let body = self.get_json(client, "/api/v1/conversations").await;
+        let body = self.api(client).get_json("/api/v1/conversations").await;
         body["conversations"].as_array().unwrap().len()
     }
 }

@@ -8,11 +8,9 @@
 mod support;
 use support::Api;
 
-use std::sync::Arc;
-
 use bedrock_chat_examples::backends;
 use bedrock_chat_examples::config::ServerConfig;
-use bedrock_chat_examples::http::{AppState, Authenticator, Metrics, RouterSettings};
+use bedrock_chat_examples::http::RouterSettings;
 use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -29,15 +27,7 @@ async fn start(flags: &[&str]) -> String {
     ];
     let config = ServerConfig::try_parse_from(args.iter().chain(flags)).unwrap();
     let service = backends::service(&config.backends).await.unwrap();
-    let state = AppState {
-        service,
-        auth: Arc::new(Authenticator::Anonymous {
-            secure_cookies: false,
-            trust_forwarded_for: false,
-        }),
-        metrics: Metrics::new(),
-    };
-    support::serve(state, &RouterSettings::default()).await
+    support::serve_anonymous(service, &RouterSettings::default()).await
 }
 
 fn part_types(message: &Value) -> Vec<&str> {

@@ -294,6 +294,24 @@ pub async fn serve(
     format!("http://{addr}")
 }
 
+/// Serves `service` as the server does without auth (an identity cookie per browser,
+/// requests limited per client IP), with `settings`; answers the base URL.
+pub async fn serve_anonymous(
+    service: bedrock_chat_core::ChatService,
+    settings: &bedrock_chat_examples::http::RouterSettings,
+) -> String {
+    use bedrock_chat_examples::http::{AppState, Authenticator, Metrics};
+    let state = AppState {
+        service,
+        auth: Arc::new(Authenticator::Anonymous {
+            secure_cookies: false,
+            trust_forwarded_for: false,
+        }),
+        metrics: Metrics::new(),
+    };
+    serve(state, settings).await
+}
+
 /// A client with its own cookie jar: one browser, one anonymous identity.
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()
@@ -330,9 +348,14 @@ pub struct Api {
 impl Api {
     /// A new browser on the server at `base`.
     pub fn new(base: &str) -> Self {
+        Self::with_client(base, &browser())
+    }
+
+    /// `client` (a browser, its cookie jar shared with its clones) on the server at `base`.
+    pub fn with_client(base: &str, client: &reqwest::Client) -> Self {
         Self {
             base: base.to_owned(),
-            client: browser(),
+            client: client.clone(),
         }
     }
 
