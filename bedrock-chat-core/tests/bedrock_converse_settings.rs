@@ -137,15 +137,16 @@ async fn model_fields_that_are_not_an_object_are_refused_before_the_call() {
     assert_eq!(store.usage(&alice()).await.unwrap().messages, 0);
 }
 
-/// A conversation of `turns` exchanges of long messages.
+/// A conversation of `turns` exchanges of long messages (500 tokens each: a context of
+/// fewer than 2,000 estimated tokens fits every model, and is not retried).
 async fn long_conversation(service: &ChatService, turns: usize) -> ChatReply {
     let mut reply = service
-        .send(SendRequest::new(alice(), "a".repeat(400)))
+        .send(SendRequest::new(alice(), "a".repeat(2000)))
         .await
         .unwrap();
     for _ in 1..turns {
         reply = service
-            .send(SendRequest::new(alice(), "b".repeat(400)).in_chat(reply.chat_id))
+            .send(SendRequest::new(alice(), "b".repeat(2000)).in_chat(reply.chat_id))
             .await
             .unwrap();
     }
@@ -162,11 +163,11 @@ async fn an_input_too_long_for_the_model_is_sent_again_with_half_the_history() {
         let fake = FakeBedrock::start().await.unwrap();
         let (service, _) = service(&fake, NOVA, ChatPolicy::default()).await;
         let earlier = long_conversation(&service, 4).await;
-        // 7 turns of 400 characters (700 tokens) do not fit; 4 do.
-        fake.set_context_window_tokens(500);
+        // 9 turns of 500 tokens do not fit; 5 do.
+        fake.set_context_window_tokens(3000);
         fake.clear_requests();
 
-        let request = SendRequest::new(alice(), "c".repeat(400)).in_chat(earlier.chat_id);
+        let request = SendRequest::new(alice(), "c".repeat(2000)).in_chat(earlier.chat_id);
         let reply = match streamed {
             false => service.send(request).await.unwrap(),
             true => service
@@ -201,7 +202,7 @@ async fn an_input_that_does_not_fit_even_cut_is_a_context_overflow_and_stores_no
     fake.set_context_window_tokens(50);
     fake.clear_requests();
     let error = service
-        .send(SendRequest::new(alice(), "c".repeat(400)).in_chat(earlier.chat_id))
+        .send(SendRequest::new(alice(), "c".repeat(2000)).in_chat(earlier.chat_id))
         .await
         .unwrap_err();
     assert!(
@@ -280,4 +281,27 @@ async fn guardrail_and_content_filter_stops_are_their_own_stop_reasons_and_store
             .unwrap();
         assert_eq!(stored.metadata["stop_reason"], wire);
     }
+}
+
+#[tokio::test]
+async fn a_small_context_that_does_not_fit_is_not_retried() {
+    // Under 2,000 estimated tokens a context fits every Bedrock model: a refusal then is
+    // not about its length alone, and the send keeps no copy to retry with.
+    let fake = FakeBedrock::start().await.unwrap();
+    let (service, _) = service(&fake, NOVA, ChatPolicy::default()).await;
+    let first = service
+        .send(SendRequest::new(alice(), "a".repeat(400)))
+        .await
+        .unwrap();
+    fake.set_context_window_tokens(50);
+    fake.clear_requests();
+    let error = service
+        .send(SendRequest::new(alice(), "b".repeat(400)).in_chat(first.chat_id))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ChatError::Model(ModelError::ContextOverflow { .. })),
+        "{error:?}"
+    );
+    assert_eq!(fake.request_count(), 1);
 }

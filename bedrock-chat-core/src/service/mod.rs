@@ -391,9 +391,9 @@ impl ChatService {
         };
         let inner = &self.inner;
         let started = Instant::now();
-        let mut exchange = rounds::Exchange::new(&model_request);
+        let mut exchange = rounds::Exchange::new(&model_request, prepared.estimated_input_tokens);
         loop {
-            let call = inner.calls_request(&mut model_request);
+            let call = inner.calls_request(&exchange, &mut model_request);
             let response = match inner.model.converse(call).await {
                 Ok(response) => response,
                 Err(ModelError::ContextOverflow { .. })
@@ -444,7 +444,7 @@ impl ChatService {
             Preparation::Call(prepared, model_request) => (prepared, model_request),
         };
         let started = Instant::now();
-        let mut exchange = rounds::Exchange::new(&model_request);
+        let mut exchange = rounds::Exchange::new(&model_request, prepared.estimated_input_tokens);
         let opened = self
             .inner
             .open_stream(&mut exchange, &mut model_request)

@@ -109,15 +109,24 @@ pub(super) struct Exchange {
     last_call: bool,
     /// Where the new message is in the request: the turns before it are history.
     question_at: usize,
-    /// Whether the history was cut once already because it did not fit.
+    /// Whether the history was cut once already because it did not fit (or cannot be:
+    /// see [`Exchange::new`]).
     trimmed: bool,
 }
 
+/// A context estimated under this many tokens fits every chat model on Bedrock, so a send
+/// that small keeps no copy of its request for a retry with a shorter history.
+const SURE_FIT_TOKENS: u64 = 2_000;
+
 impl Exchange {
-    /// The exchange of a send whose first call is `request`.
-    pub(super) fn new(request: &ModelRequest) -> Self {
+    /// The exchange of a send whose first call is `request`, its context estimated at
+    /// `estimated_tokens`.
+    pub(super) fn new(request: &ModelRequest, estimated_tokens: u64) -> Self {
+        let question_at = request.messages.len().saturating_sub(1);
         Self {
-            question_at: request.messages.len().saturating_sub(1),
+            question_at,
+            // Nothing to cut, or sure to fit: no retry, so no copy of the request.
+            trimmed: question_at == 0 || estimated_tokens < SURE_FIT_TOKENS,
             ..Self::default()
         }
     }
@@ -173,7 +182,7 @@ impl Inner {
         request: &mut ModelRequest,
     ) -> Result<ModelStream, ModelError> {
         loop {
-            let call = self.calls_request(request);
+            let call = self.calls_request(exchange, request);
             match self.model.converse_stream(call).await {
                 Err(ModelError::ContextOverflow { .. }) if exchange.retry_shorter(request) => {}
                 opened => return opened,
@@ -182,10 +191,14 @@ impl Inner {
     }
 
     /// The request for the next model call. A send that may call again (tools to run, or a
-    /// history to trim when it does not fit) keeps its request; otherwise it is moved out
+    /// history to cut if it does not fit) keeps its request; otherwise it is moved out
     /// instead of copied.
-    pub(super) fn calls_request(&self, request: &mut ModelRequest) -> ModelRequest {
-        match self.tools.is_empty() && request.messages.len() < 2 {
+    pub(super) fn calls_request(
+        &self,
+        exchange: &Exchange,
+        request: &mut ModelRequest,
+    ) -> ModelRequest {
+        match self.tools.is_empty() && exchange.trimmed {
             true => std::mem::take(request),
             false => request.clone(),
         }
