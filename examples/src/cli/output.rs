@@ -258,7 +258,12 @@ impl<'a> Thoughts<'a> {
         output: &Value,
         is_error: bool,
     ) -> std::io::Result<()> {
-        self.close()?;
+        // Reasoning streamed before the call ends with a blank line; tool lines follow one
+        // another.
+        if self.started && !self.closed {
+            self.closed = true;
+            self.out.write_all(b"\n\n")?;
+        }
         writeln!(
             self.out,
             "{}",
