@@ -365,11 +365,10 @@ impl OfflineChatModel {
         {
             return None;
         }
-        let asked = question.to_lowercase();
-        let tool = request.tools.iter().find(|tool| {
-            let name = tool.name.to_lowercase();
-            asked.contains(&name) || asked.contains(&name.replace(['_', '-'], " "))
-        })?;
+        let tool = request
+            .tools
+            .iter()
+            .find(|tool| crate::tool::names_tool(question, &tool.name))?;
         let round = request.messages.len();
         Some(ToolCall {
             id: format!("offline-{}-{round}", tool.name),

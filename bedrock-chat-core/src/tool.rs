@@ -225,6 +225,14 @@ fn turn_of(role: Role, parts: Vec<Part>) -> ModelMessage {
     .with_parts(parts)
 }
 
+/// Whether `question` names the tool `name` (`current_time` as "current time" too), as
+/// the offline model and FakeBedrock decide which offered tool to call.
+pub(crate) fn names_tool(question: &str, name: &str) -> bool {
+    let asked = question.to_lowercase();
+    let name = name.to_lowercase();
+    asked.contains(&name) || asked.contains(&name.replace(['_', '-'], " "))
+}
+
 /// Whether `parts` hold a tool call or a tool result.
 pub(crate) fn has_tool_parts(parts: &[Part]) -> bool {
     parts

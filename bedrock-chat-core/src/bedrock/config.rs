@@ -82,16 +82,17 @@ pub fn supports_native_structured_output(model_id: &str) -> bool {
         "anthropic.claude-opus-4-1",
         "anthropic.claude-opus-4-5",
     ];
-    let id = without_profile(model_id);
-    FAMILIES.iter().any(|family| id.starts_with(family))
+    in_families(model_id, FAMILIES)
 }
 
-/// `model_id` without a cross-Region inference profile's prefix.
-fn without_profile(model_id: &str) -> &str {
-    ["us.", "eu.", "apac.", "global.", "us-gov."]
+/// Whether `model_id`, behind a cross-Region inference profile's prefix or not, starts
+/// with one of `families`.
+pub(crate) fn in_families(model_id: &str, families: &[&str]) -> bool {
+    let id = ["us.", "eu.", "apac.", "global.", "us-gov."]
         .iter()
         .find_map(|prefix| model_id.strip_prefix(prefix))
-        .unwrap_or(model_id)
+        .unwrap_or(model_id);
+    families.iter().any(|family| id.starts_with(family))
 }
 
 /// Whether Bedrock caches prompts for `model_id`: Anthropic Claude 3.5 Haiku, 3.7 Sonnet
@@ -114,8 +115,7 @@ pub fn supports_prompt_caching(model_id: &str) -> bool {
         "anthropic.claude-haiku-4",
         "amazon.nova-",
     ];
-    let id = without_profile(model_id);
-    FAMILIES.iter().any(|family| id.starts_with(family))
+    in_families(model_id, FAMILIES)
 }
 
 impl BedrockConfig {

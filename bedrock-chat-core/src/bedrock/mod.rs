@@ -50,7 +50,7 @@
 //! ```
 
 mod classify;
-mod config;
+pub(crate) mod config;
 mod document;
 mod request;
 mod response;

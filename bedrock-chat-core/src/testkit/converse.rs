@@ -222,11 +222,7 @@ fn thinks(model_id: &str) -> bool {
         "anthropic.claude-opus-4",
         "anthropic.claude-haiku-4",
     ];
-    let id = ["us.", "eu.", "apac.", "global.", "us-gov."]
-        .iter()
-        .find_map(|prefix| model_id.strip_prefix(prefix))
-        .unwrap_or(model_id);
-    FAMILIES.iter().any(|family| id.starts_with(family))
+    crate::bedrock::config::in_families(model_id, FAMILIES)
 }
 
 /// Reads `additionalModelRequestFields.thinking` into `ask` and checks it as Bedrock does:

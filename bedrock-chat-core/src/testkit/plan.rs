@@ -100,13 +100,9 @@ impl Ask {
     /// The first offered tool whose name the last user message mentions (`current_time`
     /// as "current time" too).
     pub(crate) fn named_tool(&self) -> Option<(&str, &Value)> {
-        let asked = self.last_user_text.to_lowercase();
         self.offered_tools
             .iter()
-            .find(|(name, _)| {
-                let name = name.to_lowercase();
-                asked.contains(&name) || asked.contains(&name.replace(['_', '-'], " "))
-            })
+            .find(|(name, _)| crate::tool::names_tool(&self.last_user_text, name))
             .map(|(name, schema)| (name.as_str(), schema))
     }
 
