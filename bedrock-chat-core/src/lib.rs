@@ -5,6 +5,7 @@ pub mod backend;
 #[cfg(feature = "bedrock")]
 pub mod bedrock;
 pub mod blob;
+pub mod citation;
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;

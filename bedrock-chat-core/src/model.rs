@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+use crate::citation::Citation;
 use crate::error::ModelError;
 use crate::parts::Part;
 use crate::tool::{ToolCall, ToolSpec};
@@ -58,6 +59,13 @@ pub struct InferenceConfig {
     /// [`reasoning_budget`](Self::reasoning_budget) adds its own `thinking` field to them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub additional_fields: Option<serde_json::Value>,
+    /// `Some(true)` asks the model to cite the conversation's documents: the answer's
+    /// text parts then carry [`Citation`](crate::citation::Citation)s (see
+    /// [`crate::citation`]). [`BedrockChatModel`](crate) turns citations on for every
+    /// document of the request on the models that cite (see
+    /// `bedrock::supports_citations`) and sends the documents as before to the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub citations: Option<bool>,
 }
 
 /// A Bedrock service tier: how a call is scheduled and priced.
@@ -155,6 +163,22 @@ impl InferenceConfig {
         self
     }
 
+    /// Sets [`citations`](Self::citations).
+    ///
+    /// ```
+    /// use bedrock_chat_core::InferenceConfig;
+    /// assert_eq!(InferenceConfig::new().with_citations(true).citations, Some(true));
+    /// ```
+    pub fn with_citations(mut self, on: bool) -> Self {
+        self.citations = Some(on);
+        self
+    }
+
+    /// Whether [`citations`](Self::citations) are asked for.
+    pub fn wants_citations(&self) -> bool {
+        self.citations == Some(true)
+    }
+
     /// Sets [`latency_optimized`](Self::latency_optimized).
     pub fn with_latency_optimized(mut self, on: bool) -> Self {
         self.latency_optimized = Some(on);
@@ -191,6 +215,7 @@ impl InferenceConfig {
                 .additional_fields
                 .clone()
                 .or_else(|| self.additional_fields.clone()),
+            citations: over.citations.or(self.citations),
         }
     }
 }
@@ -491,6 +516,9 @@ pub struct ModelResponse {
     /// The tools the model asks to call (of [`ModelRequest::tools`]), in order; the
     /// stop reason is then [`StopReason::ToolUse`].
     pub tool_calls: Vec<ToolCall>,
+    /// Which spans of `text` rest on which passages of the request's documents (when
+    /// [`InferenceConfig::citations`] asked for them), in order.
+    pub citations: Vec<Citation>,
     /// Tokens used.
     pub usage: Usage,
     /// Why it stopped.
@@ -521,6 +549,10 @@ pub enum ModelEvent {
     RedactedReasoning(bytes::Bytes),
     /// A complete call of one of [`ModelRequest::tools`], after any text before it.
     ToolCall(ToolCall),
+    /// The text streamed so far rests on a passage of a document: the citation's span
+    /// counts characters of the call's text (all its `TextDelta`s), and ends at or before
+    /// the text streamed when it comes (see [`InferenceConfig::citations`]).
+    Citation(Citation),
     /// Why the model stopped; the text is complete.
     Stop(StopReason),
     /// Tokens used by the whole call.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures::StreamExt;
 
+use crate::citation::{cited_document, Citation, CitationLocation};
 use crate::context::{CharRatioEstimator, TokenEstimator};
 use crate::error::ModelError;
 use crate::model::{ChatModel, ModelEvent, ModelRequest, ModelResponse, ModelStream, StopReason};
@@ -254,6 +255,7 @@ impl ChatModel for OfflineChatModel {
                 text,
                 structured: Some(value),
                 tool_calls: Vec::new(),
+                citations: Vec::new(),
                 usage,
                 stop_reason: StopReason::ToolUse,
                 latency: started.elapsed(),
@@ -272,6 +274,7 @@ impl ChatModel for OfflineChatModel {
             text: answer.text,
             structured: None,
             tool_calls: answer.tool_calls,
+            citations: answer.citations,
             usage: answer.usage,
             stop_reason: answer.stop_reason,
             latency: started.elapsed(),
@@ -298,6 +301,7 @@ impl ChatModel for OfflineChatModel {
                 .into_iter()
                 .map(ModelEvent::TextDelta),
         );
+        events.extend(answer.citations.into_iter().map(ModelEvent::Citation));
         events.extend(answer.tool_calls.into_iter().map(ModelEvent::ToolCall));
         events.extend([
             ModelEvent::Stop(answer.stop_reason),
@@ -322,6 +326,7 @@ struct Answer {
     reasoning: Option<String>,
     text: String,
     tool_calls: Vec<ToolCall>,
+    citations: Vec<Citation>,
     stop_reason: StopReason,
     usage: Usage,
 }
@@ -339,6 +344,10 @@ impl OfflineChatModel {
                 (text, Vec::new(), stop)
             }
         };
+        let (text, citations) = match tool_calls.is_empty() && request.inference.wants_citations() {
+            true => Self::cite(text, request),
+            false => (text, Vec::new()),
+        };
         let written: String = tool_calls.iter().map(|c| c.input.to_string()).collect();
         let mut usage = self.usage(request, &(text.clone() + &written));
         if let Some(reasoning) = &reasoning {
@@ -348,9 +357,29 @@ impl OfflineChatModel {
             reasoning,
             text,
             tool_calls,
+            citations,
             stop_reason,
             usage,
         }
+    }
+
+    /// `text` quoting the first passage of the newest text document of the request, with
+    /// the citation of that quote; `text` alone when there is none.
+    fn cite(mut text: String, request: &ModelRequest) -> (String, Vec<Citation>) {
+        let Some((index, name, (start, end, quote))) = cited_document(&request.messages) else {
+            return (text, Vec::new());
+        };
+        text.push_str(&format!("\n\nThe document “{name}” says: "));
+        let at = text.chars().count();
+        text.push_str(&quote);
+        let citation = Citation::new(at, at + quote.chars().count(), quote)
+            .with_title(name)
+            .with_location(CitationLocation::Characters {
+                document_index: index,
+                start: u32::try_from(start).unwrap_or(u32::MAX),
+                end: u32::try_from(end).unwrap_or(u32::MAX),
+            });
+        (text, vec![citation])
     }
 
     /// A call of the first offered tool whose name the question mentions (`current_time`

@@ -24,6 +24,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::citation::Citation;
+
 /// One piece of a message's content.
 ///
 /// Serialised with a `type` tag: `{"type": "text", "text": "..."}`,
@@ -36,6 +38,10 @@ pub enum Part {
     Text {
         /// The text, byte for byte.
         text: String,
+        /// For an answer that cites documents: the spans of `text` that rest on them
+        /// (see [`crate::citation`]). Empty otherwise, and then left out of the JSON.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        citations: Vec<Citation>,
     },
     /// An image (png, jpeg, gif, webp).
     Image {
@@ -90,7 +96,18 @@ pub enum Part {
 impl Part {
     /// A text part.
     pub fn text(text: impl Into<String>) -> Self {
-        Self::Text { text: text.into() }
+        Self::Text {
+            text: text.into(),
+            citations: Vec::new(),
+        }
+    }
+
+    /// A text part whose spans rest on documents.
+    pub fn cited_text(text: impl Into<String>, citations: Vec<Citation>) -> Self {
+        Self::Text {
+            text: text.into(),
+            citations,
+        }
     }
 
     /// An image part holding `bytes`.
@@ -131,9 +148,15 @@ impl Part {
     /// The text of a text part.
     pub fn as_text(&self) -> Option<&str> {
         match self {
-            Self::Text { text } => Some(text),
+            Self::Text { text, .. } => Some(text),
             _ => None,
         }
+    }
+
+    /// `true` for a text part without citations: as a message's only part, the message is
+    /// plain text.
+    pub fn is_plain_text(&self) -> bool {
+        matches!(self, Self::Text { citations, .. } if citations.is_empty())
     }
 
     /// The bytes of an image, document or redacted reasoning part.
@@ -216,9 +239,14 @@ pub fn describe(part: &Part) -> Option<String> {
 pub fn replace_text(parts: &mut Vec<Part>, text: &str) {
     let mut placed = false;
     parts.retain_mut(|part| match part {
-        Part::Text { text: old } if !placed => {
+        Part::Text {
+            text: old,
+            citations,
+        } if !placed => {
             placed = true;
             text.clone_into(old);
+            // The new words are not the ones the citations pointed at.
+            citations.clear();
             true
         }
         Part::Text { .. } => false,

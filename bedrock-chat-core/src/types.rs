@@ -354,7 +354,7 @@ impl NewMessage {
     /// ```
     pub fn with_parts(mut self, parts: Vec<Part>) -> Self {
         self.content = text_of(&parts);
-        self.parts = if parts.iter().all(|p| p.as_text().is_some()) && parts.len() <= 1 {
+        self.parts = if parts.iter().all(Part::is_plain_text) && parts.len() <= 1 {
             Vec::new()
         } else {
             parts

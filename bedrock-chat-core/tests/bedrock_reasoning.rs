@@ -49,7 +49,7 @@ fn signed_reasoning(reply: &ChatReply) -> (String, String) {
         [Part::Reasoning {
             text,
             signature: Some(signature),
-        }, Part::Text { text: answer }] => {
+        }, Part::Text { text: answer, .. }] => {
             assert_eq!(answer, reply.text());
             (text.clone(), signature.clone())
         }

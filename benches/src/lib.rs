@@ -25,6 +25,7 @@ impl ChatModel for InstantModel {
             text: REPLY.to_owned(),
             structured: None,
             tool_calls: Vec::new(),
+            citations: Vec::new(),
             usage: Usage::new(20, 12),
             stop_reason: StopReason::EndTurn,
             latency: std::time::Duration::ZERO,

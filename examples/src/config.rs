@@ -128,6 +128,13 @@ pub struct BackendArgs {
     #[arg(long, env = "BEDROCK_CHAT_LATENCY_OPTIMIZED")]
     pub latency_optimized: bool,
 
+    /// Ask the model to cite the documents it is sent: answers then say which of their
+    /// words rest on which passage (shown under the answer on the page, after it in the
+    /// CLI). On the models that cite (Anthropic Claude 3.5 Sonnet v2 and later); other
+    /// models answer as before.
+    #[arg(long, env = "BEDROCK_CHAT_CITATIONS")]
+    pub citations: bool,
+
     /// Model-specific request fields, a JSON object sent as Bedrock's
     /// `additionalModelRequestFields` (e.g. `{"top_k": 40}` for Claude).
     #[arg(long, env = "BEDROCK_CHAT_MODEL_REQUEST_FIELDS", value_name = "JSON", value_parser = json_object)]
@@ -178,6 +185,7 @@ impl BackendArgs {
         inference.service_tier = self.service_tier;
         inference.latency_optimized = self.latency_optimized.then_some(true);
         inference.additional_fields = self.model_request_fields.clone();
+        inference.citations = self.citations.then_some(true);
         inference
     }
 }
@@ -492,9 +500,11 @@ mod tests {
             "--latency-optimized",
             "--model-request-fields",
             r#"{"top_k": 40}"#,
+            "--citations",
         ])
         .unwrap();
         let inference = config.backends.inference();
+        assert!(inference.wants_citations());
         assert_eq!(
             inference.service_tier,
             Some(bedrock_chat_core::ServiceTier::Flex)

@@ -85,6 +85,31 @@ pub fn supports_native_structured_output(model_id: &str) -> bool {
     in_families(model_id, FAMILIES)
 }
 
+/// Whether `model_id` cites the documents it is given (Converse's `citations` on a
+/// document block), as far as this crate knows: Anthropic Claude 3.5 Sonnet v2, Claude 3.5
+/// Haiku, Claude 3.7 Sonnet and the Claude 4 family (behind a cross-Region profile prefix
+/// too). [`InferenceConfig::citations`](crate::InferenceConfig::citations) turns citations
+/// on for these models only; the others get their documents as before and cite nothing.
+///
+/// ```
+/// use bedrock_chat_core::bedrock::supports_citations;
+/// assert!(supports_citations("us.anthropic.claude-sonnet-4-5-20250929-v1:0"));
+/// assert!(supports_citations("anthropic.claude-3-5-sonnet-20241022-v2:0"));
+/// assert!(!supports_citations("anthropic.claude-3-5-sonnet-20240620-v1:0"));
+/// assert!(!supports_citations("amazon.nova-lite-v1:0"));
+/// ```
+pub fn supports_citations(model_id: &str) -> bool {
+    const FAMILIES: &[&str] = &[
+        "anthropic.claude-3-5-sonnet-20241022",
+        "anthropic.claude-3-5-haiku",
+        "anthropic.claude-3-7-sonnet",
+        "anthropic.claude-sonnet-4",
+        "anthropic.claude-opus-4",
+        "anthropic.claude-haiku-4",
+    ];
+    in_families(model_id, FAMILIES)
+}
+
 /// Whether `model_id`, behind a cross-Region inference profile's prefix or not, starts
 /// with one of `families`.
 pub(crate) fn in_families(model_id: &str, families: &[&str]) -> bool {
@@ -172,6 +197,7 @@ impl BedrockConfig {
             native_output: self
                 .native_structured_output
                 .unwrap_or_else(|| supports_native_structured_output(&self.model_id)),
+            citations: supports_citations(&self.model_id),
         }
     }
 

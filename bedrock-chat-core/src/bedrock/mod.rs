@@ -65,7 +65,9 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_bedrockruntime::types::{ConverseTokensRequest, CountTokensInput};
 use aws_sdk_bedrockruntime::Client;
 
-pub use config::{supports_native_structured_output, supports_prompt_caching, BedrockConfig};
+pub use config::{
+    supports_citations, supports_native_structured_output, supports_prompt_caching, BedrockConfig,
+};
 pub use structured::StructuredReply;
 
 use crate::error::ModelError;

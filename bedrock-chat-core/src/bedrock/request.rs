@@ -5,8 +5,8 @@ use aws_sdk_bedrockruntime::error::BuildError;
 use std::collections::HashMap;
 
 use aws_sdk_bedrockruntime::types::{
-    CachePointBlock, CachePointType, ContentBlock, ConversationRole, DocumentBlock,
-    DocumentFormat as SdkDocumentFormat, DocumentSource, GuardrailConfiguration,
+    CachePointBlock, CachePointType, CitationsConfig, ContentBlock, ConversationRole,
+    DocumentBlock, DocumentFormat as SdkDocumentFormat, DocumentSource, GuardrailConfiguration,
     GuardrailStreamConfiguration, GuardrailStreamProcessingMode, GuardrailTrace, ImageBlock,
     ImageFormat as SdkImageFormat, ImageSource, InferenceConfiguration, Message,
     ReasoningContentBlock, ReasoningTextBlock, SpecificToolChoice, SystemContentBlock, Tool,
@@ -55,6 +55,8 @@ pub(crate) struct ModelTraits {
     pub(crate) caching: bool,
     pub(crate) thinking: bool,
     pub(crate) native_output: bool,
+    /// The model cites documents.
+    pub(crate) citations: bool,
 }
 
 /// Bedrock's smallest reasoning budget for Anthropic extended thinking.
@@ -79,7 +81,11 @@ impl ConverseParts {
             caching,
             thinking,
             native_output,
+            citations,
         } = traits;
+        // Citations and structured output do not go together (Anthropic refuses both).
+        let cite =
+            citations && request.inference.wants_citations() && request.output_schema.is_none();
         let native_output = native_output && request.output_schema.is_some();
         let thinking = match thinking {
             true => thinking_fields(&request, native_output)?,
@@ -121,7 +127,7 @@ impl ConverseParts {
         let mut messages = request
             .messages
             .into_iter()
-            .map(|turn| message(turn, tools_offered))
+            .map(|turn| message(turn, tools_offered, cite))
             .collect::<Result<Vec<_>, _>>()?;
         if cache && messages.len() >= 2 {
             let stable = messages.len() - 2;
@@ -194,8 +200,8 @@ fn cache_point() -> Result<CachePointBlock, ModelError> {
 }
 
 /// A turn as a Bedrock message: one text block, or a block per part (tool calls and
-/// results as text when no tool is offered).
-fn message(turn: ModelMessage, tools_offered: bool) -> Result<Message, ModelError> {
+/// results as text when no tool is offered; documents with citations on when `cite`).
+fn message(turn: ModelMessage, tools_offered: bool, cite: bool) -> Result<Message, ModelError> {
     let content = if turn.parts.is_empty() {
         vec![ContentBlock::Text(turn.content)]
     } else {
@@ -205,7 +211,7 @@ fn message(turn: ModelMessage, tools_offered: bool) -> Result<Message, ModelErro
                 true => part,
                 false => tool_part_as_text(part),
             })
-            .map(content_block)
+            .map(|part| content_block(part, cite))
             .collect::<Result<Vec<_>, _>>()?
     };
     Message::builder()
@@ -229,9 +235,10 @@ fn blob(binary: Binary, what: &str) -> Result<Blob, ModelError> {
     }
 }
 
-fn content_block(part: Part) -> Result<ContentBlock, ModelError> {
+fn content_block(part: Part, cite: bool) -> Result<ContentBlock, ModelError> {
     Ok(match part {
-        Part::Text { text } => ContentBlock::Text(text),
+        // Citations are for people; the model gets the answer's words.
+        Part::Text { text, .. } => ContentBlock::Text(text),
         Part::Image { format, source } => ContentBlock::Image(
             ImageBlock::builder()
                 .format(image_format(format))
@@ -248,6 +255,11 @@ fn content_block(part: Part) -> Result<ContentBlock, ModelError> {
                 .format(document_format(format))
                 .name(name)
                 .source(DocumentSource::Bytes(blob(source, "document")?))
+                .set_citations(
+                    cite.then(|| CitationsConfig::builder().enabled(true).build())
+                        .transpose()
+                        .map_err(|e| invalid("citations config", e))?,
+                )
                 .build()
                 .map_err(|e| invalid("document block", e))?,
         ),
@@ -526,6 +538,7 @@ mod tests {
             caching,
             thinking,
             native_output: false,
+            citations: false,
         }
     }
 

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use aws_sdk_bedrockruntime::operation::converse::ConverseOutput as ConverseResult;
 use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ConverseOutput, ReasoningContentBlock, TokenUsage,
+    CitationLocation as SdkLocation, ContentBlock, ConverseOutput, ReasoningContentBlock,
+    TokenUsage,
 };
 
 use super::document::to_json;
+use crate::citation::{Citation, CitationLocation};
 use crate::error::ModelError;
 use crate::model::{ModelResponse, OutputSchema, StopReason};
 use crate::parts::{Binary, Part};
@@ -71,16 +73,9 @@ pub(crate) fn into_response(
             )))
         }
     };
-    // Reasoning, citations and other blocks are not part of the answer's text.
-    let text_of = |content: &[ContentBlock]| {
-        content
-            .iter()
-            .filter_map(|block| match block {
-                ContentBlock::Text(t) => Some(t.as_str()),
-                _ => None,
-            })
-            .collect::<String>()
-    };
+    // The answer's text is its text blocks and the words of its cited blocks; reasoning
+    // and other blocks are not part of it.
+    let text_of = |content: &[ContentBlock]| cited_text(content).0;
     let schema = match output {
         Some(Output::Tool(schema)) => Some(schema),
         _ => None,
@@ -134,6 +129,10 @@ pub(crate) fn into_response(
             _ => None,
         })
         .collect();
+    let citations = match output {
+        None => cited_text(&message.content).1,
+        Some(_) => Vec::new(),
+    };
     let reasoning = message
         .content
         .into_iter()
@@ -157,9 +156,82 @@ pub(crate) fn into_response(
         reasoning,
         structured,
         tool_calls,
+        citations,
         usage,
         stop_reason,
         latency,
+    })
+}
+
+/// The text of `content`'s text and cited blocks in order, and the citations of the cited
+/// words (their spans in that text).
+fn cited_text(content: &[ContentBlock]) -> (String, Vec<Citation>) {
+    let mut text = String::new();
+    let mut chars = 0;
+    let mut citations = Vec::new();
+    for block in content {
+        match block {
+            ContentBlock::Text(t) => {
+                text.push_str(t);
+                chars += t.chars().count();
+            }
+            ContentBlock::CitationsContent(cited) => {
+                let start = chars;
+                for t in cited.content().iter().filter_map(|c| c.as_text().ok()) {
+                    text.push_str(t);
+                    chars += t.chars().count();
+                }
+                citations.extend(cited.citations().iter().map(|c| {
+                    citation(
+                        start,
+                        chars,
+                        c.title(),
+                        c.source_content().iter().filter_map(|s| s.as_text().ok()),
+                        c.location(),
+                    )
+                }));
+            }
+            _ => {}
+        }
+    }
+    (text, citations)
+}
+
+/// A Bedrock citation of characters `start..end` of the answer.
+pub(crate) fn citation<'a>(
+    start: usize,
+    end: usize,
+    title: Option<&str>,
+    quote: impl Iterator<Item = &'a String>,
+    location: Option<&SdkLocation>,
+) -> Citation {
+    let mut citation = Citation::new(start, end, quote.map(String::as_str).collect::<String>());
+    citation.title = title.map(str::to_owned);
+    citation.location = location.and_then(self::location);
+    citation
+}
+
+/// A Bedrock citation location in this crate's terms; `None` for web and search-result
+/// locations, which documents do not have.
+fn location(location: &SdkLocation) -> Option<CitationLocation> {
+    let n = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+    Some(match location {
+        SdkLocation::DocumentChar(at) => CitationLocation::Characters {
+            document_index: n(at.document_index),
+            start: n(at.start),
+            end: n(at.end),
+        },
+        SdkLocation::DocumentPage(at) => CitationLocation::Pages {
+            document_index: n(at.document_index),
+            start: n(at.start),
+            end: n(at.end),
+        },
+        SdkLocation::DocumentChunk(at) => CitationLocation::Chunks {
+            document_index: n(at.document_index),
+            start: n(at.start),
+            end: n(at.end),
+        },
+        _ => return None,
     })
 }
 

@@ -2,6 +2,7 @@
 //! when the model goes silent, retries a stream that fails before its first event, and
 //! ends with the error that broke it.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
@@ -13,8 +14,9 @@ use futures::StreamExt;
 
 use super::classify::{classify_call, classify_stream};
 use super::request::ConverseParts;
-use super::response::{stop_reason, usage};
+use super::response::{citation, stop_reason, usage};
 use super::Shared;
+use crate::citation::Citation;
 use crate::error::ModelError;
 use crate::model::{ModelEvent, ModelStream};
 use crate::tool::ToolCall;
@@ -60,6 +62,14 @@ struct State {
     done: bool,
     /// The tool call being streamed (an offered tool's): its id, name and input so far.
     tool: Option<(String, String, String)>,
+    /// Characters of text streamed so far.
+    chars: usize,
+    /// The content block text is streaming into (its index, and `chars` when it began),
+    /// and the citations of that block, whose spans end with it.
+    block: Option<(i32, usize)>,
+    cited: Vec<Citation>,
+    /// Events ready for the caller, in order.
+    ready: VecDeque<ModelEvent>,
 }
 
 /// The events of an opened stream.
@@ -77,6 +87,10 @@ pub(crate) fn events(
         stopped: false,
         done: false,
         tool: None,
+        chars: 0,
+        block: None,
+        cited: Vec::new(),
+        ready: VecDeque::new(),
     };
     futures::stream::unfold(state, |mut state| async move {
         if state.done {
@@ -97,12 +111,15 @@ impl State {
     /// end.
     async fn next_event(&mut self) -> Option<Result<ModelEvent, ModelError>> {
         loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Some(Ok(event));
+            }
             let idle = self.shared.config.stream_idle_timeout;
             let error = match tokio::time::timeout(idle, self.receiver.recv()).await {
-                Ok(Ok(Some(event))) => match self.map(event) {
-                    Some(event) => return Some(Ok(event)),
-                    None => continue,
-                },
+                Ok(Ok(Some(event))) => {
+                    self.take(event);
+                    continue;
+                }
                 Ok(Ok(None)) if self.stopped => return None,
                 Ok(Ok(None)) => {
                     ModelError::model_failure("the reply stream ended before the model finished")
@@ -140,6 +157,9 @@ impl State {
         );
         tokio::time::sleep(wait).await;
         self.attempts += 1;
+        // Nothing reached the caller: the new stream starts the text afresh.
+        (self.chars, self.block) = (0, None);
+        self.cited.clear();
         self.receiver = open(&self.shared, &self.parts).await?;
         Ok(())
     }
@@ -152,14 +172,63 @@ impl State {
             .is_some_and(|schema| schema.name == name)
     }
 
+    /// Queues the events for the caller that `event` makes, in order.
+    fn take(&mut self, event: ConverseStreamOutput) {
+        let index = match &event {
+            ConverseStreamOutput::ContentBlockDelta(delta) => Some(delta.content_block_index),
+            _ => None,
+        };
+        let ends_block = matches!(
+            event,
+            ConverseStreamOutput::ContentBlockStop(_) | ConverseStreamOutput::MessageStop(_)
+        );
+        if ends_block || index.is_some_and(|i| self.block.is_some_and(|(b, _)| b != i)) {
+            self.end_block();
+        }
+        if let Some(index) = index {
+            self.block.get_or_insert((index, self.chars));
+        }
+        if let Some(event) = self.map(event) {
+            if let ModelEvent::TextDelta(text) = &event {
+                self.chars += text.chars().count();
+            }
+            self.ready.push_back(event);
+        }
+    }
+
+    /// Ends the content block being streamed: its citations span its text.
+    fn end_block(&mut self) {
+        if let Some((_, start)) = self.block.take() {
+            let end = self.chars;
+            self.ready.extend(self.cited.drain(..).map(|mut citation| {
+                citation.start = start;
+                citation.end = end;
+                ModelEvent::Citation(citation)
+            }));
+        }
+    }
+
     /// The event for the caller, if `event` is one: reasoning, text (or, for structured
     /// output, the tool input's JSON text), an offered tool's whole call once its block
-    /// ends, the stop reason, the usage.
+    /// ends, the stop reason, the usage. A citation is kept until its block ends.
     fn map(&mut self, event: ConverseStreamOutput) -> Option<ModelEvent> {
         match event {
             ConverseStreamOutput::ContentBlockDelta(delta) => match delta.delta {
                 Some(ContentBlockDelta::Text(text)) if !text.is_empty() => {
                     Some(ModelEvent::TextDelta(text))
+                }
+                Some(ContentBlockDelta::Citation(cited)) => {
+                    self.cited.push(citation(
+                        0,
+                        0,
+                        cited.title(),
+                        cited
+                            .source_content()
+                            .iter()
+                            .filter_map(|s| s.text.as_ref()),
+                        cited.location(),
+                    ));
+                    None
                 }
                 Some(ContentBlockDelta::ReasoningContent(reasoning)) => match reasoning {
                     ReasoningContentBlockDelta::Text(text) if !text.is_empty() => {

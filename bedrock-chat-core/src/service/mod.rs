@@ -242,6 +242,13 @@ impl ChatReply {
         reasoning_text(&self.answer.parts)
     }
 
+    /// The reply's citations, in order, each with the words of the reply it supports
+    /// (empty unless [`InferenceConfig::citations`](crate::InferenceConfig::citations)
+    /// asked for them and the model cited).
+    pub fn citations(&self) -> Vec<(&str, &crate::citation::Citation)> {
+        crate::citation::citations_of(&self.answer.parts)
+    }
+
     fn from_messages(question: Message, answer: Message, replayed: bool) -> Self {
         let stop_reason = answer
             .metadata
@@ -848,7 +855,9 @@ impl Inner {
         }
         let reasoning_chars = reasoning_text(&reply_parts).map_or(0, |r| r.chars().count());
         let answer = match <[Part; 1]>::try_from(reply_parts) {
-            Ok([Part::Text { text }]) => NewMessage::assistant(text),
+            Ok([Part::Text { text, citations }]) if citations.is_empty() => {
+                NewMessage::assistant(text)
+            }
             Ok(parts) => NewMessage::assistant(String::new()).with_parts(parts.into()),
             Err(parts) if parts.is_empty() => NewMessage::assistant(String::new()),
             Err(parts) => NewMessage::assistant(String::new()).with_parts(parts),

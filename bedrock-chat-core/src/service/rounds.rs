@@ -8,6 +8,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::{Inner, Prepared, StreamEvent};
+use crate::citation::Citation;
 use crate::error::ModelError;
 use crate::model::{ModelMessage, ModelRequest, ModelResponse, ModelStream, StopReason};
 use crate::parts::Part;
@@ -77,6 +78,8 @@ impl Toolbox {
 /// What one model call of a send produced.
 pub(super) struct Round {
     pub(super) text: String,
+    /// The citations of `text`.
+    pub(super) citations: Vec<Citation>,
     pub(super) reasoning: Vec<Part>,
     pub(super) calls: Vec<ToolCall>,
     pub(super) usage: Usage,
@@ -87,6 +90,7 @@ impl From<ModelResponse> for Round {
     fn from(response: ModelResponse) -> Self {
         Self {
             text: response.text,
+            citations: response.citations,
             reasoning: response.reasoning,
             calls: response.tool_calls,
             usage: response.usage,
@@ -218,7 +222,7 @@ impl Inner {
         exchange.usage += round.usage;
         let mut turn = round.reasoning;
         if !round.text.is_empty() {
-            turn.push(Part::text(round.text));
+            turn.push(Part::cited_text(round.text, round.citations));
         }
         if round.calls.is_empty() || self.tools.is_empty() {
             exchange.parts.extend(turn);

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::rounds::{Exchange, Next, Round};
 use super::{ChatReply, Inner, Prepared};
+use crate::citation::Citation;
 use crate::context::part_tokens;
 use crate::error::{ChatError, ModelError};
 use crate::ids::{ChatId, MessageId};
@@ -49,6 +50,16 @@ pub enum StreamEvent {
     Reasoning(String),
     /// The next piece of the reply.
     Delta(String),
+    /// The reply's text so far rests on a passage of a document (asked for with
+    /// [`InferenceConfig::citations`](crate::InferenceConfig::citations)): the citation,
+    /// and the words of the reply it supports. The stored reply keeps it with its text
+    /// part ([`ChatReply::citations`]).
+    Citation {
+        /// The citation; its span counts characters of this model round's text.
+        citation: Citation,
+        /// The words of the reply it supports.
+        cited_text: String,
+    },
     /// The model calls a registered tool (see [`crate::tool`]); its
     /// [`ToolResult`](Self::ToolResult) follows once the tool has answered, and the reply
     /// goes on.
@@ -81,9 +92,17 @@ pub struct ChatStream {
 
 impl ChatStream {
     /// A stream over an exchange stored earlier: its ids, its whole reasoning and text,
-    /// done.
+    /// its citations, done.
     pub(super) fn replay(reply: ChatReply) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let citations: Vec<StreamEvent> = reply
+            .citations()
+            .into_iter()
+            .map(|(cited, citation)| StreamEvent::Citation {
+                citation: citation.clone(),
+                cited_text: cited.to_owned(),
+            })
+            .collect();
         let events = [
             Some(started(
                 &reply.chat_id,
@@ -93,9 +112,12 @@ impl ChatStream {
             )),
             reply.reasoning().map(StreamEvent::Reasoning),
             Some(StreamEvent::Delta(reply.answer.content.clone())),
-            Some(StreamEvent::Completed(Box::new(reply))),
-        ];
-        for event in events.into_iter().flatten() {
+        ]
+        .into_iter()
+        .flatten()
+        .chain(citations)
+        .chain([StreamEvent::Completed(Box::new(reply))]);
+        for event in events {
             // The receiver is held right here; the send cannot fail.
             let _ = tx.send(event);
         }
@@ -114,6 +136,7 @@ impl ChatStream {
                 StreamEvent::Started { .. }
                 | StreamEvent::Reasoning(_)
                 | StreamEvent::Delta(_)
+                | StreamEvent::Citation { .. }
                 | StreamEvent::ToolCall(_)
                 | StreamEvent::ToolResult { .. } => {}
             }
@@ -258,6 +281,7 @@ async fn read_round(
     let idle = inner.policy.stream_idle_timeout;
     let mut partial = Partial::default();
     let mut calls = Vec::new();
+    let mut citations = Vec::new();
     let mut stop_reason = None;
     let mut usage = None;
     let result: Result<(), ModelError> = async {
@@ -290,6 +314,14 @@ async fn read_round(
                         data: Binary::Bytes(data),
                     });
                 }
+                Some(Ok(ModelEvent::Citation(citation))) => {
+                    let cited_text = citation.cited_in(&partial.text).to_owned();
+                    citations.push(citation.clone());
+                    let _ = tx.send(StreamEvent::Citation {
+                        citation,
+                        cited_text,
+                    });
+                }
                 Some(Ok(ModelEvent::ToolCall(call))) => calls.push(call),
                 Some(Ok(ModelEvent::Stop(reason))) => stop_reason = Some(reason),
                 Some(Ok(ModelEvent::Usage(u))) => usage = Some(u),
@@ -312,6 +344,7 @@ async fn read_round(
     let usage = usage.unwrap_or_else(|| estimated_usage(inner, prepared, &text, &reasoning));
     Ok(Round {
         text,
+        citations,
         reasoning,
         calls,
         usage,

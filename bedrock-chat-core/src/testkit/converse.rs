@@ -6,9 +6,10 @@ use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::plan::{Ask, CachePoint, Content, Plan};
+use super::plan::{Ask, CachePoint, Cited, Content, Plan};
 use super::stream::Frames;
 use super::wire::event_frame;
+use crate::citation::first_passage;
 use crate::context::{part_tokens, CharRatioEstimator};
 use crate::parts::{DocumentFormat, ImageFormat, Part};
 use crate::service::AttachmentLimits;
@@ -147,6 +148,60 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
         return Err("Input is too long for requested model.".into());
     }
     Ok(ask)
+}
+
+/// Reads the documents' `citations` settings into `ask`, as Bedrock checks them: the
+/// model must cite (see [`supports_citations`](crate::bedrock::supports_citations)).
+/// With citations on, the answer quotes the newest cited text document.
+///
+/// # Errors
+/// The `ValidationException` message.
+pub(crate) fn read_citations(body: &Value, model_id: &str, ask: &mut Ask) -> Result<(), String> {
+    let documents = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|block| block.get("document"));
+    for (index, document) in documents.enumerate() {
+        if document.pointer("/citations/enabled") != Some(&Value::Bool(true)) {
+            continue;
+        }
+        if !crate::bedrock::supports_citations(model_id) {
+            return Err(format!(
+                "The model {model_id} does not support citations. Turn citations off for \
+                 the documents and try again."
+            ));
+        }
+        let format = document.get("format").and_then(Value::as_str);
+        if !format
+            .and_then(DocumentFormat::parse)
+            .is_some_and(|f| f.is_text())
+        {
+            continue;
+        }
+        let text = document
+            .pointer("/source/bytes")
+            .and_then(Value::as_str)
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        if let Some((start, end, quote)) = text.as_deref().and_then(first_passage) {
+            ask.citation = Some(Cited {
+                document_index: u32::try_from(index).unwrap_or(u32::MAX),
+                title: document
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                quote,
+                start,
+                end,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A reasoning block sent back must be as the model gave it: a reasoning text with its
@@ -659,11 +714,18 @@ fn latency_ms(plan: &Plan) -> u64 {
 
 /// The Converse answer's JSON: the reasoning block, if any, then the answer's block.
 pub(crate) fn answer(plan: &Plan) -> Value {
-    let block = match &plan.content {
-        Content::Text { .. } => json!({ "text": plan.text() }),
-        Content::ToolUse { name, input, .. } => json!({
+    let blocks = match (&plan.content, &plan.citation) {
+        (Content::Text { deltas }, Some((at, cited))) => vec![
+            json!({ "text": deltas[..*at].concat() }),
+            json!({ "citationsContent": {
+                "content": [{ "text": deltas[*at..].concat() }],
+                "citations": [citation_json(cited)],
+            }}),
+        ],
+        (Content::Text { .. }, None) => vec![json!({ "text": plan.text() })],
+        (Content::ToolUse { name, input, .. }, _) => vec![json!({
             "toolUse": { "toolUseId": tool_use_id(), "name": name, "input": input }
-        }),
+        })],
     };
     let redacted = plan
         .redacted_reasoning
@@ -676,13 +738,26 @@ pub(crate) fn answer(plan: &Plan) -> Value {
                 "reasoningText": { "text": r.text(), "signature": r.signature }
             }})
         }))
-        .chain([block])
+        .chain(blocks)
         .collect();
     json!({
         "output": { "message": { "role": "assistant", "content": content } },
         "stopReason": plan.stop_reason,
         "usage": usage_json(plan),
         "metrics": { "latencyMs": latency_ms(plan) },
+    })
+}
+
+/// A citation as Converse gives it (the stream's `citation` delta has the same shape).
+fn citation_json(cited: &Cited) -> Value {
+    json!({
+        "title": cited.title,
+        "sourceContent": [{ "text": cited.quote }],
+        "location": { "documentChar": {
+            "documentIndex": cited.document_index,
+            "start": cited.start,
+            "end": cited.end,
+        }},
     })
 }
 
@@ -741,6 +816,16 @@ pub(crate) fn stream_frames(plan: &Plan) -> Frames {
         index += 1;
     }
     for (k, piece) in plan.deltas().iter().enumerate() {
+        // The cited words are a block of their own, their citation first.
+        let cited = match &plan.citation {
+            Some((at, cited)) if *at == k => {
+                let stop = event_frame("contentBlockStop", &json!({ "contentBlockIndex": index }));
+                index += 1;
+                let citation = delta_frame(index, json!({ "citation": citation_json(cited) }));
+                Some(joined([stop, citation]))
+            }
+            _ => None,
+        };
         let frame = match &plan.content {
             Content::Text { .. } => delta_frame(index, json!({ "text": piece })),
             Content::ToolUse { .. } => delta_frame(index, json!({ "toolUse": { "input": piece } })),
@@ -755,7 +840,7 @@ pub(crate) fn stream_frames(plan: &Plan) -> Frames {
             ),
             _ => None,
         };
-        deltas.push(joined([block_start, frame]));
+        deltas.push(joined([cited, block_start, frame]));
     }
     let end = vec![
         event_frame("contentBlockStop", &json!({ "contentBlockIndex": index })),

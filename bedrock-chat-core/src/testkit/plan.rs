@@ -34,6 +34,21 @@ pub(crate) struct Ask {
     pub(crate) tool_results: Vec<String>,
     /// A native structured output's name and JSON schema (`outputConfig`).
     pub(crate) output_schema: Option<(String, Value)>,
+    /// With citations on: the passage of the newest cited text document to quote.
+    pub(crate) citation: Option<Cited>,
+}
+
+/// A passage of a document the answer quotes, and where it is.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Cited {
+    /// The document's index among the request's documents.
+    pub(crate) document_index: u32,
+    /// The document's name.
+    pub(crate) title: String,
+    /// The quoted words, and their first and after-last character in the document.
+    pub(crate) quote: String,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// A cache point of a request: the prefix before it, hashed, and its tokens.
@@ -172,6 +187,9 @@ pub(crate) struct Plan {
     pub(crate) usage: Usage,
     pub(crate) time_to_first_token: Duration,
     pub(crate) delta_delay: Duration,
+    /// The passage the answer quotes, and the delta its quote starts at: the text deltas
+    /// from there on are the cited words.
+    pub(crate) citation: Option<(usize, Cited)>,
 }
 
 /// `text` a word at a time (each piece keeps its trailing space).
@@ -221,11 +239,40 @@ impl Plan {
                         let cut: String = ask.last_user_text.chars().take(limit).collect();
                         FakeReply::text(cut).with_stop_reason("max_tokens")
                     }
-                    _ => FakeReply::text(ask.last_user_text.clone()),
+                    _ => {
+                        let plan = Self::from_reply(
+                            FakeReply::text(ask.last_user_text.clone()),
+                            ask,
+                            timing,
+                        );
+                        return match &ask.citation {
+                            Some(cited) => plan.quoting(cited),
+                            None => plan,
+                        };
+                    }
                 }
             }
         };
         Self::from_reply(reply, ask, timing)
+    }
+
+    /// The echo with the passage quoted after it: "The document “NAME” says: QUOTE", the
+    /// quote its own delta, cited.
+    fn quoting(mut self, cited: &Cited) -> Self {
+        let Content::Text { deltas } = &mut self.content else {
+            return self;
+        };
+        let lead = format!("\n\nThe document “{}” says: ", cited.title);
+        let added = lead.chars().count() + cited.quote.chars().count();
+        deltas.extend(words(&lead));
+        let at = deltas.len();
+        deltas.push(cited.quote.clone());
+        self.usage = Usage::new(
+            self.usage.input_tokens,
+            self.usage.output_tokens + tokens_for(added),
+        );
+        self.citation = Some((at, cited.clone()));
+        self
     }
 
     /// A scripted answer to `ask`. It reasons first when the reply scripts reasoning, or
@@ -277,6 +324,7 @@ impl Plan {
                 .time_to_first_token
                 .unwrap_or(timing.time_to_first_token),
             delta_delay: reply.delta_delay.unwrap_or(timing.delta_delay),
+            citation: None,
         }
     }
 

@@ -231,6 +231,7 @@ async fn answer(
         if matches!(operation, Operation::Converse | Operation::ConverseStream) {
             converse::read_thinking(body, model_id, &mut ask)?;
             converse::read_output_config(body, model_id, &mut ask)?;
+            converse::read_citations(body, model_id, &mut ask)?;
         }
         Ok(ask)
     });

@@ -9,7 +9,7 @@ use bedrock_chat_core::{
 use futures::TryStreamExt;
 
 use super::exit::Failure;
-use super::output::{count, one_line, tool_line, Paint, Terminal};
+use super::output::{citation_lines, count, one_line, tool_line, Paint, Terminal};
 use super::HistoryCommand;
 
 /// Messages read per store call when showing a conversation.
@@ -226,6 +226,9 @@ pub fn print_message(out: &mut impl Write, message: &Message, paint: Paint) -> s
         }
     }
     writeln!(out, "{}", message.content.trim_end_matches('\n'))?;
+    for line in citation_lines(paint, &message.parts) {
+        writeln!(out, "{line}")?;
+    }
     for line in message
         .parts
         .iter()

@@ -367,6 +367,13 @@ pub async fn stream_answer(
         out.write_all(b"\n")?;
         out.flush()?;
     }
+    // The sources of a cited answer follow it, where reasoning and tools are shown.
+    if let (Answer::Done(reply), Some(thoughts)) = (&answer, thoughts.as_mut()) {
+        for line in citation_lines(paint, &reply.answer.parts) {
+            writeln!(thoughts.out, "{line}")?;
+        }
+        thoughts.out.flush()?;
+    }
     Ok(answer)
 }
 
@@ -392,6 +399,20 @@ pub fn tool_line(
         true => paint.yellow(&line),
         false => paint.dim(&line),
     }
+}
+
+/// An answer's citations, a dimmed line each: `[1] “WORDS OF THE ANSWER” ← “QUOTE”
+/// (DOCUMENT, LOCATION)`, cut to 200 characters.
+pub fn citation_lines(paint: Paint, parts: &[bedrock_chat_core::Part]) -> Vec<String> {
+    bedrock_chat_core::citation::citations_of(parts)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (cited, citation))| {
+            let cited = one_line(cited, 60);
+            let line = format!("[{}] “{cited}” ← {}", i + 1, citation.describe());
+            paint.dim(&one_line(&line, 200))
+        })
+        .collect()
 }
 
 /// A count with its noun, pluralised: `1 message`, `3 messages`.

@@ -19,6 +19,7 @@ use super::error::{ApiError, ErrorBody};
 use super::identity::Caller;
 use super::json::ApiJson;
 use super::limits::with_decision;
+use super::views::CitationView;
 use super::AppState;
 use crate::config::check_reasoning;
 
@@ -107,6 +108,10 @@ pub struct ChatResponse {
     /// server's `--reasoning-budget`); omitted when it did not reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<String>,
+    /// Which words of the reply rest on which passages of the conversation's documents
+    /// (with the server's `--citations`, on models that cite); omitted when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub citations: Option<Vec<CitationView>>,
     /// The conversation.
     #[schema(value_type = uuid::Uuid)]
     pub chat_id: ChatId,
@@ -142,6 +147,7 @@ impl From<ChatReply> for ChatResponse {
                 timestamp: reply.answer.created_at.to_rfc3339(),
             },
             reasoning: reply.reasoning(),
+            citations: CitationView::of_parts(&reply.answer.parts),
             response: reply.answer.content,
             chat_id: reply.chat_id,
             message_uid: reply.message_uid,
@@ -213,7 +219,9 @@ struct DeltaEvent<'a> {
 
 /// `POST /api/v1/chats/stream`: sends a message and streams the reply as Server-Sent
 /// Events: `start` (the ids), `reasoning`s (`{"text"}`, the model's reasoning, when it
-/// reasons), `delta`s (`{"text"}`), then `done` (the whole send answer,
+/// reasons), `delta`s (`{"text"}`), `citation`s when the model cites documents (each
+/// after the words it supports: `{start, end, cited_text, title, quote, location}`), then
+/// `done` (the whole send answer,
 /// as `POST /api/v1/chats` gives it) or `error` (`{"error", "message", "retry_after"?}`;
 /// nothing stored, a retry with the same `message_uid` may be made). Errors found before
 /// the model starts are plain HTTP errors. A client that goes away does not stop the
@@ -225,7 +233,7 @@ struct DeltaEvent<'a> {
     summary = "Send a message and stream the reply as Server-Sent Events",
     request_body = ChatRequest,
     responses(
-        (status = 200, description = "Events: start {chat_id, message_uid, response_session_id, model}, reasoning {text}... when the model reasons, delta {text}..., with tools tool_call {id, name, input} and tool_result {id, name, output, is_error} for each call between rounds, then done (the ChatResponse) or error (an ErrorBody)", content_type = "text/event-stream", body = super::openapi::SseEventDoc),
+        (status = 200, description = "Events: start {chat_id, message_uid, response_session_id, model}, reasoning {text}... when the model reasons, delta {text}..., citation {start, end, cited_text, title, quote, location} after the words it supports when the model cites documents, with tools tool_call {id, name, input} and tool_result {id, name, output, is_error} for each call between rounds, then done (the ChatResponse) or error (an ErrorBody)", content_type = "text/event-stream", body = super::openapi::SseEventDoc),
         (status = 400, description = "Bad input: the field at fault is named", body = super::error::ErrorBody),
         (status = 401, description = "Missing or invalid credentials (with WWW-Authenticate)", body = super::error::ErrorBody),
         (status = 404, description = "No such item for this caller", body = super::error::ErrorBody),
@@ -310,6 +318,15 @@ fn sse_event(event: StreamEvent) -> (Event, Option<bedrock_chat_core::Decision>)
             (json_event("reasoning", &DeltaEvent { text: &text }), None)
         }
         StreamEvent::Delta(text) => (json_event("delta", &DeltaEvent { text: &text }), None),
+        StreamEvent::Citation {
+            citation,
+            cited_text,
+            ..
+        } => {
+            let mut view = CitationView::of("", &citation);
+            view.cited_text = cited_text;
+            (json_event("citation", &view), None)
+        }
         StreamEvent::ToolCall(call) => (json_event("tool_call", &call), None),
         StreamEvent::ToolResult {
             tool_use_id,

@@ -1,5 +1,6 @@
 //! The JSON shapes of stored things, as the API shows them.
 
+use bedrock_chat_core::citation::{Citation, CitationLocation};
 use bedrock_chat_core::{
     ChatId, Conversation, Message, MessageId, Metadata, Page, Part, Role, Timestamp, Usage,
 };
@@ -141,6 +142,60 @@ pub struct PartView {
     /// `true` for a tool result that is an error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_error: Option<bool>,
+    /// A text part's citations: which of its words rest on which passage of which
+    /// document (answers to documents sent while citations are on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub citations: Option<Vec<CitationView>>,
+}
+
+/// One citation of an answer: the words of the answer it supports, and where they come
+/// from.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CitationView {
+    /// Where the supported words start in the part's text, in characters (Unicode scalar
+    /// values).
+    pub start: usize,
+    /// Where they end (exclusive), in characters.
+    pub end: usize,
+    /// Those words.
+    pub cited_text: String,
+    /// The cited document's title (its name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The words of the document quoted.
+    pub quote: String,
+    /// Where in the document: `{kind: characters|pages|chunks, document_index, start, end}`
+    /// (the document's index among the request's documents, oldest first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub location: Option<CitationLocation>,
+}
+
+impl CitationView {
+    /// `citation` of `text`.
+    pub fn of(text: &str, citation: &Citation) -> Self {
+        Self {
+            start: citation.start,
+            end: citation.end,
+            cited_text: citation.cited_in(text).to_owned(),
+            title: citation.title.clone(),
+            quote: citation.quote.clone(),
+            location: citation.location,
+        }
+    }
+
+    /// The citations of a message's parts, in order.
+    pub fn of_parts(parts: &[Part]) -> Option<Vec<Self>> {
+        let views: Vec<Self> = parts
+            .iter()
+            .filter_map(|part| match part {
+                Part::Text { text, citations } => Some((text, citations)),
+                _ => None,
+            })
+            .flat_map(|(text, citations)| citations.iter().map(|c| Self::of(text, c)))
+            .collect();
+        (!views.is_empty()).then_some(views)
+    }
 }
 
 impl PartView {
@@ -172,13 +227,24 @@ impl PartView {
             tool_use_id: None,
             output: None,
             is_error: None,
+            citations: None,
         };
         if part.is_attachment() {
             view.size = part.binary().map(|b| b.len());
             view.url = Some(format!("/api/v1/messages/{id}/parts/{index}"));
         }
         match part {
-            Part::Text { text } => view.text = Some(text.clone()),
+            Part::Text { text, citations } => {
+                view.text = Some(text.clone());
+                if !citations.is_empty() {
+                    view.citations = Some(
+                        citations
+                            .iter()
+                            .map(|c| CitationView::of(text, c))
+                            .collect(),
+                    );
+                }
+            }
             Part::Image { format, .. } => view.format = Some(format.as_str()),
             Part::Document { format, name, .. } => {
                 view.format = Some(format.as_str());

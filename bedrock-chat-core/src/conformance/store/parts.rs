@@ -1,9 +1,10 @@
-//! Messages made of parts (attachments, tool calls and results, reasoning) round-trip
-//! exactly; plain-text messages stay plain.
+//! Messages made of parts (attachments, tool calls and results, reasoning, cited text)
+//! round-trip exactly; plain-text messages stay plain.
 
 use serde_json::json;
 
 use super::{all_messages, append, conversation, MakeStore};
+use crate::citation::{Citation, CitationLocation};
 use crate::conformance::random_user;
 use crate::parts::{Binary, BlobRef, DocumentFormat, ImageFormat, Part};
 use crate::store::{AppendRequest, ListOptions};
@@ -66,8 +67,39 @@ fn reply_parts() -> Vec<Part> {
             output: json!("a plain text result"),
             is_error: false,
         },
-        Part::text("It is sunny."),
+        Part::cited_text(
+            "It is sunny, says the forecast.",
+            vec![Citation::new(17, 30, "Sunny all day.\n").with_title("forecast.md")],
+        ),
     ]
+}
+
+/// An answer that is one text part citing documents: characters, pages and chunks,
+/// unicode in the text and quotes.
+fn cited_answer_parts() -> Vec<Part> {
+    let text = "Leave: 20 days 🦀 — “ünïcödé” policy.";
+    vec![Part::cited_text(
+        text,
+        vec![
+            Citation::new(7, 14, "Employees get 20 days.")
+                .with_title("policy \"v2\"")
+                .with_location(CitationLocation::Characters {
+                    document_index: 0,
+                    start: 13,
+                    end: 35,
+                }),
+            Citation::new(15, 16, "🦀 'crab'").with_location(CitationLocation::Pages {
+                document_index: 1,
+                start: 3,
+                end: 4,
+            }),
+            Citation::new(0, 37, "").with_location(CitationLocation::Chunks {
+                document_index: 2,
+                start: 0,
+                end: 2,
+            }),
+        ],
+    )]
 }
 
 fn with_parts(message: NewMessage, parts: Vec<Part>) -> NewMessage {
@@ -99,7 +131,11 @@ pub async fn parts_round_trip_exactly_through_every_read(make: &impl MakeStore) 
         .replying_to(question.id)
         .with_model("conformance-model")
         .with_usage(Usage::new(1200, 80).with_cache(3000, 450));
-    let sent = vec![question, answer];
+    let second = NewMessage::user("and the policy?");
+    let cited = with_parts(NewMessage::assistant(""), cited_answer_parts())
+        .replying_to(second.id)
+        .with_model("conformance-model");
+    let sent = vec![question, answer, second, cited];
 
     let first = t
         .store
@@ -114,7 +150,7 @@ pub async fn parts_round_trip_exactly_through_every_read(make: &impl MakeStore) 
         .expect("replay");
     assert!(replay.already_stored);
     for (path, messages) in [("append", &first.messages), ("replay", &replay.messages)] {
-        assert_eq!(messages.len(), 2, "{path}");
+        assert_eq!(messages.len(), sent.len(), "{path}");
         for (read, sent) in messages.iter().zip(&sent) {
             assert_same_content(read, sent, path);
         }
@@ -142,7 +178,7 @@ pub async fn parts_round_trip_exactly_through_every_read(make: &impl MakeStore) 
         .recent_messages(&user, chat.id, 10)
         .await
         .expect("recent");
-    assert_eq!(recent.len(), 2);
+    assert_eq!(recent.len(), sent.len());
     for (read, sent) in recent.iter().zip(&sent) {
         assert_same_content(read, sent, "recent_messages");
     }
