@@ -274,6 +274,18 @@ fn markdown_message(out: &mut String, message: &Message) {
             out.push('\n');
         }
     }
+    let citations = crate::citation::citations_of(&message.parts);
+    if !citations.is_empty() {
+        out.push_str("\n**Sources**\n\n");
+        for (i, (cited, citation)) in citations.into_iter().enumerate() {
+            out.push_str(&format!(
+                "{}. “{}” ← {}\n",
+                i + 1,
+                one_line(cited),
+                citation.describe()
+            ));
+        }
+    }
 }
 
 /// `text` as a Markdown block quote.

@@ -280,3 +280,48 @@ async fn prompt_caching_can_be_turned_off_by_policy_or_model() {
         assert_eq!(reply.usage.cache_write_tokens, 0);
     }
 }
+
+#[tokio::test]
+async fn a_file_attached_again_in_a_later_turn_goes_under_a_name_of_its_own() {
+    // Bedrock refuses two documents of one name anywhere in a request, and every turn
+    // sends the whole conversation: the second "notes" is numbered, the first keeps its
+    // name, and the stored messages keep theirs.
+    let fake = FakeBedrock::start().await.unwrap();
+    let store = InMemoryHistoryStore::new();
+    let service =
+        ChatService::builder(Arc::new(fake.chat_model(config())), Arc::new(store.clone())).build();
+    let notes = || Part::document(DocumentFormat::Txt, "notes", b"v1".to_vec());
+    let first = service
+        .send(SendRequest::new(alice(), "Read this").with_attachment(notes()))
+        .await
+        .unwrap();
+    let second = service
+        .send(
+            SendRequest::new(alice(), "And the new version")
+                .in_chat(first.chat_id)
+                .with_attachment(Part::document(DocumentFormat::Txt, "Notes", b"v2".to_vec())),
+        )
+        .await
+        .unwrap();
+    let body = last_body(&fake);
+    let names: Vec<&str> = body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .flat_map(|m| m["content"].as_array().expect("content"))
+        .filter_map(|b| b.pointer("/document/name").and_then(Value::as_str))
+        .collect();
+    assert_eq!(names, ["notes", "Notes (2)"], "{body}");
+    let stored = store
+        .get_message(&alice(), second.message_uid)
+        .await
+        .unwrap();
+    assert!(
+        stored
+            .parts
+            .iter()
+            .any(|p| matches!(p, Part::Document { name, .. } if name == "Notes")),
+        "{:?}",
+        stored.parts
+    );
+}

@@ -4,7 +4,8 @@
 //!
 //! Four servers: the main one (SQLite file, `FakeBedrock`), one with a limit of two
 //! requests a minute (for the over-the-limit message), one with API keys (for the token
-//! field) and one whose model reasons (a Claude model id, `--reasoning-budget`). The Node
+//! field) and one whose model reasons and cites documents (a Claude model id,
+//! `--reasoning-budget`, `--citations`). The Node
 //! script asks for model faults on its stdout (`@fault mid-stream`, `@model-unavailable`,
 //! `@slow-reply`) and waits for `ok` on its stdin, so each fault lands on the send it is
 //! meant for (`@check` answers `ok` once every scripted answer has been used).
@@ -95,6 +96,7 @@ async fn the_chat_page_works_in_headless_chromium() {
             REASONING_MODEL,
             "--reasoning-budget",
             "2048",
+            "--citations",
             "--store",
             "sqlite:reasoning.db",
             "--rate-limit",
@@ -149,6 +151,8 @@ async fn the_chat_page_works_in_headless_chromium() {
         "phone.png",
         "reasoning.png",
         "reasoning-dark.png",
+        "citations.png",
+        "citations-dark.png",
     ]);
 }
 

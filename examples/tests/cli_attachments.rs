@@ -124,3 +124,60 @@ fn help_documents_attach() {
     assert!(run.stdout.contains("--attach <FILE>"), "{run:?}");
     assert!(run.stdout.contains("xlsx"), "{run:?}");
 }
+
+#[test]
+fn with_citations_ask_lists_the_sources_after_the_answer_and_history_shows_them() {
+    let dir = Scratch::new("cli-cite");
+    std::fs::write(
+        dir.path().join("policy.txt"),
+        "Leave is 20 days a year.\nMore.\n",
+    )
+    .unwrap();
+    let ask = |extra: &[&str]| {
+        let args = [
+            &[
+                "ask",
+                "--user",
+                "ada",
+                "--citations",
+                "--attach",
+                "policy.txt",
+            ][..],
+            extra,
+            &["How much leave?"][..],
+        ]
+        .concat();
+        cli(dir.path(), &args)
+    };
+    let run = ask(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    // The answer alone on stdout; its source on stderr, after it.
+    assert!(
+        run.stdout
+            .trim_end()
+            .ends_with("The document “policy” says: Leave is 20 days a year."),
+        "{run:?}"
+    );
+    let source = "[1] “Leave is 20 days a year.” ← “Leave is 20 days a year.” (policy, \
+                  characters 0–24)";
+    assert_eq!(run.stderr.lines().next(), Some(source), "{run:?}");
+    assert!(!run.stdout.contains("[1]"), "{run:?}");
+
+    // `--json` keeps the citation with the answer's text part.
+    let run = ask(&["--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let reply: Value = serde_json::from_str(&run.stdout).unwrap();
+    let citation = &reply["answer"]["parts"][0]["citations"][0];
+    assert_eq!(citation["quote"], "Leave is 20 days a year.", "{reply}");
+    assert_eq!(citation["title"], "policy");
+
+    let chat_id = reply["chat_id"].as_str().unwrap();
+    let shown = cli(dir.path(), &["history", "show", chat_id, "--user", "ada"]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    let lines: Vec<&str> = shown.stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.ends_with("The document “policy” says: Leave is 20 days a year."))
+        .expect("the answer");
+    assert_eq!(lines.get(at + 1), Some(&source), "{shown:?}");
+}

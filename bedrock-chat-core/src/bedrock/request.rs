@@ -124,8 +124,9 @@ impl ConverseParts {
         let cache = caching && request.prompt_caching;
         let tool_config = tool_config(&request, native_output)?;
         let tools_offered = tool_config.is_some();
-        let mut messages = request
-            .messages
+        let mut turns = request.messages;
+        unique_document_names(&mut turns);
+        let mut messages = turns
             .into_iter()
             .map(|turn| message(turn, tools_offered, cite))
             .collect::<Result<Vec<_>, _>>()?;
@@ -189,6 +190,33 @@ impl ConverseParts {
             }
             .build()
         })
+    }
+}
+
+/// Bedrock refuses a request with two documents of the same name (case aside), anywhere in
+/// it: a file attached again in a later turn, or two files whose names clean up the same.
+/// A repeated name gets the lowest free ` (2)`, ` (3)`, … after it; the first keeps its
+/// name, so that names are stable as a conversation grows.
+fn unique_document_names(turns: &mut [ModelMessage]) {
+    let mut seen = std::collections::HashSet::new();
+    for part in turns.iter_mut().flat_map(|turn| turn.parts.iter_mut()) {
+        let Part::Document { name, .. } = part else {
+            continue;
+        };
+        if seen.insert(name.to_lowercase()) {
+            continue;
+        }
+        let unique = (2u32..)
+            .map(|n| {
+                let suffix = format!(" ({n})");
+                // Within Bedrock's 200 characters.
+                let stem: String = name.chars().take(200 - suffix.len()).collect();
+                format!("{}{suffix}", stem.trim_end())
+            })
+            .find(|candidate| !seen.contains(&candidate.to_lowercase()))
+            .expect("some number is free");
+        seen.insert(unique.to_lowercase());
+        *name = unique;
     }
 }
 
@@ -532,6 +560,40 @@ mod tests {
     use super::*;
     use crate::model::ModelMessage;
     use serde_json::json;
+
+    #[test]
+    fn repeated_document_names_are_numbered_across_the_request() {
+        let doc = |name: &str| Part::document(DocumentFormat::Txt, name, b"x".to_vec());
+        let mut turns = vec![
+            ModelMessage::user("").with_parts(vec![doc("notes"), doc("notes (2)"), doc("x")]),
+            ModelMessage::assistant("ok"),
+            ModelMessage::user("").with_parts(vec![doc("Notes"), doc("NOTES"), doc("y")]),
+            ModelMessage::user("").with_parts(vec![doc(&"z".repeat(200)), doc(&"Z".repeat(200))]),
+        ];
+        unique_document_names(&mut turns);
+        let names: Vec<&str> = turns
+            .iter()
+            .flat_map(|t| &t.parts)
+            .filter_map(|p| match p {
+                Part::Document { name, .. } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        let long = format!("{} (2)", "Z".repeat(196));
+        assert_eq!(
+            names,
+            [
+                "notes",
+                "notes (2)",
+                "x",
+                "Notes (3)",
+                "NOTES (4)",
+                "y",
+                &"z".repeat(200),
+                &long
+            ]
+        );
+    }
 
     fn traits(caching: bool, thinking: bool) -> ModelTraits {
         ModelTraits {

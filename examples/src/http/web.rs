@@ -50,6 +50,7 @@ static ASSETS: LazyLock<HashMap<&'static str, Asset>> = LazyLock::new(|| {
         asset!("app.css", "text/css; charset=utf-8"),
         asset!("app.js", JS),
         asset!("attachments.js", JS),
+        asset!("citations.js", JS),
         asset!("markdown.js", JS),
         asset!("reasoning.js", JS),
         asset!("sse.js", JS),

@@ -6,6 +6,7 @@ import { renderMarkdown } from './markdown.js';
 import { reasoningOfParts, setReasoning } from './reasoning.js';
 import { readEvents } from './sse.js';
 import { addToolEvent, endToolCalls, setTools, toolsOfParts } from './tools.js';
+import { citationsOfParts, setCitations } from './citations.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'bedrock-chat.token';
@@ -249,10 +250,10 @@ async function deleteConversation(li) {
 // --- messages -----------------------------------------------------------------------------
 
 /**
- * A message; `attachments` (parts or items just sent) are shown above its text, and an
- * answer's `reasoning` and `tools` (its calls) folded above it.
+ * A message; `attachments` (parts or items just sent) are shown above its text, an answer's
+ * `reasoning` and `tools` (its calls) folded above it and the `citations` of its sources under it.
  */
-function messageElement(role, text, attachments = [], reasoning = '', tools = []) {
+function messageElement(role, text, attachments = [], reasoning = '', tools = [], citations = []) {
   const article = document.createElement('article');
   article.className = `message ${role}`;
   const who = document.createElement('h2');
@@ -266,6 +267,7 @@ function messageElement(role, text, attachments = [], reasoning = '', tools = []
   setText(article, text);
   setReasoning(article, reasoning);
   setTools(article, tools);
+  setCitations(article, citations);
   return article;
 }
 
@@ -413,7 +415,8 @@ function messageOf(message) {
   if (message.usage) state.chatTokens += message.usage.total_tokens;
   const attachments = (message.parts ?? []).filter((part) => part.type === 'image' || part.type === 'document');
   const role = message.role === 'user' ? 'user' : 'assistant';
-  return messageElement(role, message.content, attachments, reasoningOfParts(message.parts), toolsOfParts(message.parts));
+  const { parts } = message;
+  return messageElement(role, message.content, attachments, reasoningOfParts(parts), toolsOfParts(parts), citationsOfParts(parts));
 }
 
 /** Scrolling up to the top loads the page of messages before the first one shown. */
@@ -502,6 +505,7 @@ async function send(text, items = [], retry = null) {
   let answer = '';
   let reasoning = ''; // the model's reasoning, streamed before the answer
   const tools = []; // the tools it called, and what they returned, before the answer
+  let citations = []; // the sources the answer cites, under it
   let started = chatId;
   let accepted = false;
   let frame = 0;
@@ -511,6 +515,7 @@ async function send(text, items = [], retry = null) {
     setReasoning(reply, reasoning);
     setTools(reply, tools);
     setText(reply, answer);
+    setCitations(reply, citations);
     if (stick) scrollToBottom();
   };
   try {
@@ -542,6 +547,9 @@ async function send(text, items = [], retry = null) {
         answer += payload.text;
         reply.classList.remove('pending');
         if (!frame) frame = requestAnimationFrame(render);
+      } else if (event === 'citation') {
+        citations.push(payload);
+        if (!frame) frame = requestAnimationFrame(render);
       } else if (event === 'done') {
         done = payload;
       } else if (event === 'error') {
@@ -552,6 +560,7 @@ async function send(text, items = [], retry = null) {
     if (frame) cancelAnimationFrame(frame);
     answer = done.response;
     reasoning = done.reasoning ?? reasoning;
+    citations = done.citations ?? citations;
     render();
     reply.classList.remove('pending');
     addTokens(done.usage);

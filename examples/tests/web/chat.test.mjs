@@ -3,7 +3,8 @@
 //   CHAT_URL     the main server (SQLite store, FakeBedrock)
 //   LIMITED_URL  a server allowing two requests a minute
 //   KEYED_URL    a server with --auth api-key, and API_KEY a key it accepts
-//   REASONING_URL a server whose model reasons (a Claude model id, --reasoning-budget)
+//   REASONING_URL a server whose model reasons and cites documents (a Claude model id,
+//                --reasoning-budget, --citations)
 //   TOOLS_URL, FAKE_TOOLS_URL servers with --tool current_time, set only for the `tool calls`
 //                tests (see below), which are skipped without them
 //   CHROMIUM     the browser binary; SCREENSHOT_DIR where screenshots go
@@ -846,6 +847,52 @@ test('reasoning streams into a folded block above the answer, opens on click, an
   assert.match(await reloaded.locator('.body').textContent(), /Why is the sea salty\?/);
   // A question's message shows no reasoning.
   assert.equal(await page.locator('.message.user details.reasoning').count(), 0);
+  assert.deepEqual(problems.errors, []);
+  assert.deepEqual(unexpected(problems), []);
+  await context.close();
+});
+
+test('a cited answer lists its sources under it, as they stream and again after a reload', async () => {
+  const { page, context, problems } = await openPage(env('REASONING_URL'));
+  await page.setInputFiles('#file-input', [{ name: 'meeting notes.txt', mimeType: 'text/plain', buffer: NOTES }]);
+  await page.waitForFunction(() => document.querySelectorAll('#attachments .chip').length === 1);
+  await sendMessage(page, 'What is the secret word?');
+  const answer = await lastAnswer(page);
+  const sources = answer.locator('aside.citations');
+  await sources.waitFor();
+  // Under the answer, headed, one numbered line: the answer's words, the passage, the document.
+  assert.equal(await answer.evaluate((article) => article.querySelector('aside.citations').previousElementSibling.className), 'body');
+  assert.equal(await sources.getAttribute('aria-label'), 'Sources');
+  assert.equal(await sources.locator('.citations-heading').textContent(), 'Sources');
+  // (The quotation marks are the <q> elements' own, drawn by the browser.)
+  const lines = await sources.locator('li').allTextContents();
+  assert.deepEqual(lines, ['The secret word is pelican. rests on The secret word is pelican. (meeting notes, characters 0–27)']);
+  assert.equal(await sources.locator('li q').count(), 2);
+  assert.match(await answer.locator('.body').textContent(), /The document “meeting notes” says: The secret word is pelican\./);
+  const colours = await answer.evaluate((article) => [
+    getComputedStyle(article.querySelector('aside.citations')).color,
+    getComputedStyle(article.querySelector('.body')).color,
+  ]);
+  assert.notEqual(colours[0], colours[1], 'the sources are dimmed');
+  const dir = env('SCREENSHOT_DIR');
+  await page.screenshot({ path: path.join(dir, 'citations.png') });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: path.join(dir, 'citations-dark.png') });
+  await page.emulateMedia({ colorScheme: 'light' });
+
+  // Stored with the answer's text part, and shown the same after a reload.
+  const stored = await storedMessages(page);
+  const text = stored[1].parts.find((part) => part.type === 'text');
+  assert.equal(text.citations.length, 1);
+  assert.equal(text.citations[0].cited_text, 'The secret word is pelican.');
+  assert.deepEqual(text.citations[0].location, { kind: 'characters', document_index: 0, start: 0, end: 27 });
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  const reloaded = page.locator('.message.assistant').last();
+  await reloaded.locator('aside.citations').waitFor();
+  assert.deepEqual(await reloaded.locator('aside.citations li').allTextContents(), lines);
+  // An answer without sources has no list; a question never has one.
+  assert.equal(await page.locator('.message.user aside.citations').count(), 0);
   assert.deepEqual(problems.errors, []);
   assert.deepEqual(unexpected(problems), []);
   await context.close();
