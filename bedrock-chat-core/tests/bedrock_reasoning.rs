@@ -497,3 +497,47 @@ async fn redacted_reasoning_is_kept_never_shown_and_sent_back_unchanged() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_conversation_with_reasoning_continues_on_a_model_that_does_not_reason() {
+    // Claude reasons; the conversation goes on with Nova (which refuses reasoning blocks),
+    // then back on Claude, which gets its reasoning back.
+    let fake = FakeBedrock::start().await.unwrap();
+    let store = InMemoryHistoryStore::new();
+    let claude = service(Arc::new(fake.chat_model(config(CLAUDE))), &store);
+    let nova = service(
+        Arc::new(fake.chat_model(config("amazon.nova-lite-v1:0"))),
+        &store,
+    );
+    let first = claude
+        .send(SendRequest::new(alice(), "Why is the sky blue?").with_inference(thinking(2048)))
+        .await
+        .unwrap();
+    let (reasoning, signature) = signed_reasoning(&first);
+
+    let second = nova
+        .send(SendRequest::new(alice(), "And at sunset?").in_chat(first.chat_id))
+        .await
+        .unwrap();
+    let body = last_body(&fake);
+    assert!(
+        !body.to_string().contains("reasoningContent"),
+        "no reasoning for Nova: {body}"
+    );
+    assert_eq!(
+        body["messages"][1]["content"][0],
+        json!({"text": first.text()}),
+        "the answer's text goes: {body}"
+    );
+
+    claude
+        .send(SendRequest::new(alice(), "Thanks").in_chat(second.chat_id))
+        .await
+        .unwrap();
+    let body = last_body(&fake);
+    assert_eq!(
+        body["messages"][1]["content"][0]["reasoningContent"]["reasoningText"],
+        json!({"text": reasoning, "signature": signature}),
+        "{body}"
+    );
+}

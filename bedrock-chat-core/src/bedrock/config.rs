@@ -110,6 +110,19 @@ pub fn supports_citations(model_id: &str) -> bool {
     in_families(model_id, FAMILIES)
 }
 
+/// Whether `model_id` reasons (extended thinking) and so takes its earlier reasoning
+/// back: Anthropic Claude 3.7 Sonnet and the Claude 4 family. Other models are sent a
+/// conversation's stored reasoning no more (Bedrock refuses it).
+pub(crate) fn reasons(model_id: &str) -> bool {
+    const FAMILIES: &[&str] = &[
+        "anthropic.claude-3-7-sonnet",
+        "anthropic.claude-sonnet-4",
+        "anthropic.claude-opus-4",
+        "anthropic.claude-haiku-4",
+    ];
+    in_families(model_id, FAMILIES)
+}
+
 /// Whether `model_id`, behind a cross-Region inference profile's prefix or not, starts
 /// with one of `families`.
 pub(crate) fn in_families(model_id: &str, families: &[&str]) -> bool {
@@ -198,6 +211,7 @@ impl BedrockConfig {
                 .native_structured_output
                 .unwrap_or_else(|| supports_native_structured_output(&self.model_id)),
             citations: supports_citations(&self.model_id),
+            reasoning: reasons(&self.model_id),
         }
     }
 

@@ -57,6 +57,8 @@ pub(crate) struct ModelTraits {
     pub(crate) native_output: bool,
     /// The model cites documents.
     pub(crate) citations: bool,
+    /// The model reasons, and takes a conversation's earlier reasoning back.
+    pub(crate) reasoning: bool,
 }
 
 /// Bedrock's smallest reasoning budget for Anthropic extended thinking.
@@ -82,6 +84,7 @@ impl ConverseParts {
             thinking,
             native_output,
             citations,
+            reasoning,
         } = traits;
         // Citations and structured output do not go together (Anthropic refuses both).
         let cite =
@@ -126,6 +129,9 @@ impl ConverseParts {
         let tools_offered = tool_config.is_some();
         let mut turns = request.messages;
         unique_document_names(&mut turns);
+        if !reasoning {
+            drop_reasoning(&mut turns);
+        }
         let mut messages = turns
             .into_iter()
             .map(|turn| message(turn, tools_offered, cite))
@@ -217,6 +223,19 @@ fn unique_document_names(turns: &mut [ModelMessage]) {
             .expect("some number is free");
         seen.insert(unique.to_lowercase());
         *name = unique;
+    }
+}
+
+/// Leaves the stored reasoning out of a conversation for a model that does not reason (one
+/// continued on another model family): Bedrock refuses reasoning blocks there, and they
+/// were for the model that wrote them. A turn that was nothing but reasoning keeps it.
+fn drop_reasoning(turns: &mut [ModelMessage]) {
+    let is_reasoning =
+        |p: &Part| matches!(p, Part::Reasoning { .. } | Part::RedactedReasoning { .. });
+    for turn in turns {
+        if turn.parts.iter().any(is_reasoning) && !turn.parts.iter().all(is_reasoning) {
+            turn.parts.retain(|p| !is_reasoning(p));
+        }
     }
 }
 
@@ -601,6 +620,7 @@ mod tests {
             thinking,
             native_output: false,
             citations: false,
+            reasoning: true,
         }
     }
 

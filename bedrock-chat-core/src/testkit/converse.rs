@@ -268,18 +268,6 @@ pub(crate) fn read_output_config(
     Ok(())
 }
 
-/// Whether `model_id` (perhaps behind a cross-region profile prefix) takes extended
-/// thinking: Anthropic Claude 3.7 Sonnet and the Claude 4 family.
-fn thinks(model_id: &str) -> bool {
-    const FAMILIES: &[&str] = &[
-        "anthropic.claude-3-7-sonnet",
-        "anthropic.claude-sonnet-4",
-        "anthropic.claude-opus-4",
-        "anthropic.claude-haiku-4",
-    ];
-    crate::bedrock::config::in_families(model_id, FAMILIES)
-}
-
 /// Reads `additionalModelRequestFields.thinking` into `ask` and checks it as Bedrock does:
 /// a model that thinks, a budget of at least 1,024 tokens and under `maxTokens`, no
 /// temperature or top-p, no forced tool.
@@ -287,13 +275,28 @@ fn thinks(model_id: &str) -> bool {
 /// # Errors
 /// The `ValidationException` message.
 pub(crate) fn read_thinking(body: &Value, model_id: &str, ask: &mut Ask) -> Result<(), String> {
+    let thinks = crate::bedrock::config::reasons(model_id);
+    let reasoning_sent = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten()
+        .any(|block| block.get("reasoningContent").is_some());
+    if reasoning_sent && !thinks {
+        return Err(format!(
+            "The model {model_id} does not support reasoning content. Remove the \
+             reasoningContent blocks from the messages and try again."
+        ));
+    }
     let Some(thinking) = body.pointer("/additionalModelRequestFields/thinking") else {
         return Ok(());
     };
     if thinking.get("type").and_then(Value::as_str) != Some("enabled") {
         return Ok(());
     }
-    if !thinks(model_id) {
+    if !thinks {
         return Err(format!(
             "The model {model_id} does not support extended thinking: \
              additionalModelRequestFields.thinking is not permitted."
