@@ -96,6 +96,167 @@ async fn invoke_with_response_stream_sends_anthropic_events_in_chunks() {
     assert!(kinds.contains(&"message_delta".to_owned()));
 }
 
+const SONNET_4: &str = "us.anthropic.claude-sonnet-4-20250514-v1:0";
+
+fn thinking_body(text: &str) -> Value {
+    let mut body = anthropic_body(text);
+    body["max_tokens"] = json!(4096);
+    body["thinking"] = json!({"type": "enabled", "budget_tokens": 2048});
+    body
+}
+
+#[tokio::test]
+async fn invoke_model_thinks_first_when_thinking_is_enabled_and_takes_it_back_signed() {
+    let fake = fake().await;
+    let client = fake.client();
+    let output = client
+        .invoke_model()
+        .model_id(SONNET_4)
+        .body(blob(&thinking_body("Why is the sky blue?")))
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(output.body.as_ref()).unwrap();
+    let content = answer["content"].as_array().unwrap();
+    assert_eq!(content.len(), 2, "{answer}");
+    assert_eq!(content[0]["type"], "thinking");
+    assert_eq!(
+        content[0]["thinking"],
+        "Thinking about: Why is the sky blue?"
+    );
+    let signature = content[0]["signature"].as_str().unwrap();
+    assert!(!signature.is_empty());
+    assert_eq!(content[1]["type"], "text");
+
+    // The next turn sends the thinking block back, signed: taken. Unsigned: refused.
+    let mut next = thinking_body("And at sunset?");
+    next["messages"] = json!([
+        {"role": "user", "content": [{"type": "text", "text": "Why is the sky blue?"}]},
+        {"role": "assistant", "content": content},
+        {"role": "user", "content": [{"type": "text", "text": "And at sunset?"}]}
+    ]);
+    client
+        .invoke_model()
+        .model_id(SONNET_4)
+        .body(blob(&next))
+        .send()
+        .await
+        .unwrap();
+    next["messages"][1]["content"][0]["signature"] = json!("");
+    let error = client
+        .invoke_model()
+        .model_id(SONNET_4)
+        .body(blob(&next))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("ValidationException"), "{error:?}");
+    assert!(
+        error.message().unwrap_or("").contains("signature"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn invoke_model_refuses_thinking_it_cannot_do() {
+    let fake = fake().await;
+    let client = fake.client();
+    let cases = [
+        (
+            HAIKU,
+            thinking_body("hi"),
+            "does not support extended thinking",
+        ),
+        (
+            SONNET_4,
+            {
+                let mut body = thinking_body("hi");
+                body["thinking"]["budget_tokens"] = json!(512);
+                body
+            },
+            "greater than or equal to 1024",
+        ),
+        (
+            SONNET_4,
+            {
+                let mut body = thinking_body("hi");
+                body["max_tokens"] = json!(2048);
+                body
+            },
+            "must be greater than `thinking.budget_tokens`",
+        ),
+    ];
+    for (model, body, says) in cases {
+        let error = client
+            .invoke_model()
+            .model_id(model)
+            .body(blob(&body))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Some("ValidationException"), "{error:?}");
+        assert!(
+            error.message().unwrap_or("").contains(says),
+            "{says}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn invoke_with_response_stream_streams_the_thinking_then_its_signature_then_the_answer() {
+    let fake = fake().await;
+    let mut output = fake
+        .client()
+        .invoke_model_with_response_stream()
+        .model_id(SONNET_4)
+        .body(blob(&thinking_body("Why is the sky blue?")))
+        .send()
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    while let Some(event) = output.body.recv().await.unwrap() {
+        let ResponseStream::Chunk(part) = event else {
+            panic!("only chunks are sent: {event:?}");
+        };
+        events.push(serde_json::from_slice::<Value>(part.bytes.unwrap().as_ref()).unwrap());
+    }
+    let of_block = |index: u64, kind: &str| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|e| e["index"] == index && e["type"] == kind)
+            .collect()
+    };
+    assert_eq!(
+        of_block(0, "content_block_start")[0]["content_block"]["type"],
+        "thinking"
+    );
+    let thinking: String = of_block(0, "content_block_delta")
+        .iter()
+        .filter_map(|e| e.pointer("/delta/thinking").and_then(Value::as_str))
+        .collect();
+    assert_eq!(thinking, "Thinking about: Why is the sky blue?");
+    let deltas = of_block(0, "content_block_delta");
+    assert_eq!(deltas.last().unwrap()["delta"]["type"], "signature_delta");
+    assert_eq!(
+        of_block(1, "content_block_start")[0]["content_block"]["type"],
+        "text"
+    );
+    let text: String = of_block(1, "content_block_delta")
+        .iter()
+        .filter_map(|e| e.pointer("/delta/text").and_then(Value::as_str))
+        .collect();
+    assert_eq!(text, "Why is the sky blue?");
+    // Block 0 ends before block 1 starts.
+    let at = |index: u64, kind: &str| {
+        events
+            .iter()
+            .position(|e| e["index"] == index && e["type"] == kind)
+            .unwrap()
+    };
+    assert!(at(0, "content_block_stop") < at(1, "content_block_start"));
+    assert_eq!(events.last().unwrap()["type"], "message_stop");
+}
+
 #[tokio::test]
 async fn invoke_model_refuses_a_body_without_max_tokens() {
     let fake = fake().await;

@@ -111,6 +111,71 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
     Ok(ask)
 }
 
+/// Reads Anthropic's `thinking` setting into `ask` and checks it as Bedrock does: a model
+/// that thinks, a budget of at least 1,024 tokens and under `max_tokens`, no forced tool;
+/// and thinking blocks sent back must carry their signature, to a model that thinks.
+///
+/// # Errors
+/// The `ValidationException` message.
+pub(crate) fn read_thinking(body: &Value, model_id: &str, ask: &mut Ask) -> Result<(), String> {
+    let thinks = crate::bedrock::config::reasons(model_id);
+    let blocks = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten();
+    for block in blocks {
+        match block.get("type").and_then(Value::as_str) {
+            Some("thinking" | "redacted_thinking") if !thinks => {
+                return Err(format!(
+                    "The model {model_id} does not support thinking blocks."
+                ))
+            }
+            Some("thinking")
+                if block
+                    .get("signature")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty) =>
+            {
+                return Err(
+                    "messages: thinking blocks must keep the signature the model gave them".into(),
+                )
+            }
+            _ => {}
+        }
+    }
+    let Some(thinking) = body.get("thinking") else {
+        return Ok(());
+    };
+    if thinking.get("type").and_then(Value::as_str) != Some("enabled") {
+        return Ok(());
+    }
+    if !thinks {
+        return Err(format!(
+            "The model {model_id} does not support extended thinking."
+        ));
+    }
+    let budget = thinking
+        .get("budget_tokens")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| malformed("thinking: required key [budget_tokens] not found"))?;
+    if budget < 1024 {
+        return Err(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024".into(),
+        );
+    }
+    if ask.max_tokens.is_some_and(|max| budget >= max) {
+        return Err("`max_tokens` must be greater than `thinking.budget_tokens`".into());
+    }
+    if ask.forced_tool.is_some() {
+        return Err("Thinking may not be enabled when tool_choice forces tool use.".into());
+    }
+    ask.reasoning_budget = Some(budget);
+    Ok(())
+}
+
 fn message_id() -> String {
     format!("msg_bdrk_{}", uuid::Uuid::new_v4().simple())
 }
@@ -119,7 +184,20 @@ fn tool_use_id() -> String {
     format!("toolu_bdrk_{}", uuid::Uuid::new_v4().simple())
 }
 
-/// The InvokeModel answer: Anthropic's message JSON.
+/// The reasoning blocks of an answer: redacted, then signed (Anthropic's `redacted_thinking`
+/// and `thinking`).
+fn thinking_blocks(plan: &Plan) -> Vec<Value> {
+    let redacted = plan.redacted_reasoning.as_ref().map(|data| {
+        json!({ "type": "redacted_thinking", "data": aws_smithy_types::base64::encode(data) })
+    });
+    let signed = plan
+        .reasoning
+        .as_ref()
+        .map(|r| json!({ "type": "thinking", "thinking": r.text(), "signature": r.signature }));
+    redacted.into_iter().chain(signed).collect()
+}
+
+/// The InvokeModel answer: Anthropic's message JSON, its reasoning first.
 pub(crate) fn answer(plan: &Plan, model_id: &str) -> Value {
     let block = match &plan.content {
         Content::Text { .. } => json!({ "type": "text", "text": plan.text() }),
@@ -127,12 +205,14 @@ pub(crate) fn answer(plan: &Plan, model_id: &str) -> Value {
             "type": "tool_use", "id": tool_use_id(), "name": name, "input": input
         }),
     };
+    let mut content = thinking_blocks(plan);
+    content.push(block);
     json!({
         "id": message_id(),
         "type": "message",
         "role": "assistant",
         "model": model_id,
-        "content": [block],
+        "content": content,
         "stop_reason": plan.stop_reason,
         "stop_sequence": null,
         "usage": {
@@ -166,7 +246,18 @@ fn chunk(event: &Value) -> Option<bytes::Bytes> {
     event_frame("chunk", &json!({ "bytes": encoded }))
 }
 
-/// The InvokeModelWithResponseStream events, Anthropic's streaming events in chunks.
+/// Anthropic events sent as one piece of a stream, each in its chunk.
+fn chunks(events: &[Value]) -> bytes::Bytes {
+    let mut out = bytes::BytesMut::new();
+    for frame in events.iter().filter_map(chunk) {
+        out.extend_from_slice(&frame);
+    }
+    out.freeze()
+}
+
+/// The InvokeModelWithResponseStream events, Anthropic's streaming events in chunks: the
+/// reasoning's blocks first (a `redacted_thinking` block whole; a `thinking` block's
+/// `thinking_delta`s, then its `signature_delta`), then the answer's block.
 pub(crate) fn stream_frames(plan: &Plan, model_id: &str) -> Frames {
     let block = match &plan.content {
         Content::Text { .. } => json!({ "type": "text", "text": "" }),
@@ -174,45 +265,90 @@ pub(crate) fn stream_frames(plan: &Plan, model_id: &str) -> Frames {
             "type": "tool_use", "id": tool_use_id(), "name": name, "input": {}
         }),
     };
-    let start = [
-        json!({
-            "type": "message_start",
-            "message": {
-                "id": message_id(), "type": "message", "role": "assistant", "model": model_id,
-                "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": { "input_tokens": plan.usage.input_tokens, "output_tokens": 1 }
+    let start = [json!({
+        "type": "message_start",
+        "message": {
+            "id": message_id(), "type": "message", "role": "assistant", "model": model_id,
+            "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": { "input_tokens": plan.usage.input_tokens, "output_tokens": 1 }
+        }
+    })];
+    let block_start = |index: usize, block: Value| json!({ "type": "content_block_start", "index": index, "content_block": block });
+    let block_delta = |index: usize, delta: Value| json!({ "type": "content_block_delta", "index": index, "delta": delta });
+    let block_stop = |index: usize| json!({ "type": "content_block_stop", "index": index });
+    let mut deltas = Vec::new();
+    let mut index = 0;
+    if let Some(data) = &plan.redacted_reasoning {
+        let block =
+            json!({ "type": "redacted_thinking", "data": aws_smithy_types::base64::encode(data) });
+        deltas.push(chunks(&[block_start(index, block), block_stop(index)]));
+        index += 1;
+    }
+    if let Some(reasoning) = &plan.reasoning {
+        let last = reasoning.deltas.len().saturating_sub(1);
+        for (k, piece) in reasoning.deltas.iter().enumerate() {
+            let mut events = Vec::new();
+            if k == 0 {
+                events.push(block_start(
+                    index,
+                    json!({ "type": "thinking", "thinking": "" }),
+                ));
             }
-        }),
-        json!({ "type": "content_block_start", "index": 0, "content_block": block }),
-    ];
-    let deltas = plan.deltas().iter().map(|piece| {
+            events.push(block_delta(
+                index,
+                json!({ "type": "thinking_delta", "thinking": piece }),
+            ));
+            if k == last {
+                let signature =
+                    json!({ "type": "signature_delta", "signature": reasoning.signature });
+                events.extend([block_delta(index, signature), block_stop(index)]);
+            }
+            deltas.push(chunks(&events));
+        }
+        index += 1;
+    }
+    for (k, piece) in plan.deltas().iter().enumerate() {
         let delta = match &plan.content {
             Content::Text { .. } => json!({ "type": "text_delta", "text": piece }),
             Content::ToolUse { .. } => json!({ "type": "input_json_delta", "partial_json": piece }),
         };
-        json!({ "type": "content_block_delta", "index": 0, "delta": delta })
-    });
+        let mut events = Vec::new();
+        if k == 0 {
+            events.push(block_start(index, block.clone()));
+        }
+        events.push(block_delta(index, delta));
+        deltas.push(chunks(&events));
+    }
     let latency = plan.duration().as_millis() as u64;
-    let end = [
-        json!({ "type": "content_block_stop", "index": 0 }),
-        json!({
-            "type": "message_delta",
-            "delta": { "stop_reason": plan.stop_reason, "stop_sequence": null },
-            "usage": { "output_tokens": plan.usage.output_tokens }
-        }),
-        json!({
-            "type": "message_stop",
-            "amazon-bedrock-invocationMetrics": {
-                "inputTokenCount": plan.usage.input_tokens,
-                "outputTokenCount": plan.usage.output_tokens,
-                "invocationLatency": latency,
-                "firstByteLatency": plan.time_to_first_token.as_millis() as u64
-            }
-        }),
-    ];
+    let opened = (plan.deltas().is_empty()).then(|| block_start(index, block));
+    let end: Vec<Value> = opened
+        .into_iter()
+        .chain([block_stop(index)])
+        .chain([
+            json!({
+                "type": "message_delta",
+                "delta": { "stop_reason": plan.stop_reason, "stop_sequence": null },
+                "usage": { "output_tokens": plan.usage.output_tokens }
+            }),
+            json!({
+                "type": "message_delta",
+                "delta": { "stop_reason": plan.stop_reason, "stop_sequence": null },
+                "usage": { "output_tokens": plan.usage.output_tokens }
+            }),
+            json!({
+                "type": "message_stop",
+                "amazon-bedrock-invocationMetrics": {
+                    "inputTokenCount": plan.usage.input_tokens,
+                    "outputTokenCount": plan.usage.output_tokens,
+                    "invocationLatency": latency,
+                    "firstByteLatency": plan.time_to_first_token.as_millis() as u64
+                }
+            }),
+        ])
+        .collect();
     Frames {
         start: start.iter().filter_map(chunk).collect(),
-        deltas: deltas.filter_map(|e| chunk(&e)).collect(),
+        deltas,
         end: end.iter().filter_map(chunk).collect(),
     }
 }

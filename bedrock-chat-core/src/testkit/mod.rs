@@ -24,8 +24,18 @@
 //! `reasoningContent.signature` and `contentBlockStop`, then the answer at block 1.
 //! Reasoning pieces count as deltas for stream faults, and reasoning tokens as output
 //! tokens. A request whose history carries a `reasoningText` without its signature is
-//! refused, as Bedrock refuses unsigned reasoning sent back. (The InvokeModel paths do not
-//! reason.)
+//! refused, as Bedrock refuses unsigned reasoning sent back, and so is reasoning sent to a
+//! model that does not reason. The InvokeModel paths reason the same way for Anthropic's
+//! `thinking: {type: "enabled", budget_tokens}`: a `thinking` block (and a
+//! `redacted_thinking` one when scripted) before the answer's, streamed as `thinking_delta`s,
+//! a `signature_delta` and the block's stop before the answer's block starts; a `thinking`
+//! block sent back without its signature is refused.
+//!
+//! Citations: a Converse document with `citations: {enabled: true}` is checked as Bedrock
+//! checks it (a model that cites, else "does not support citations"), and the answer then
+//! quotes the first sentence of the newest cited text document after the echo, in a
+//! `citationsContent` block (ConverseStream: a `citation` delta, then the quoted text, as a
+//! block of its own) whose citation gives the document's name and the quote's characters.
 //!
 //! By default it echoes the last user message, a word per delta; a request that forces a
 //! tool (`toolChoice.tool`, or Anthropic's `tool_choice`) gets a call of that tool with input

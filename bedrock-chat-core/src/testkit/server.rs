@@ -232,6 +232,8 @@ async fn answer(
             converse::read_thinking(body, model_id, &mut ask)?;
             converse::read_output_config(body, model_id, &mut ask)?;
             converse::read_citations(body, model_id, &mut ask)?;
+        } else {
+            invoke::read_thinking(body, model_id, &mut ask)?;
         }
         Ok(ask)
     });
