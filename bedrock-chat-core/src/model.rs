@@ -60,7 +60,7 @@ pub struct InferenceConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub additional_fields: Option<serde_json::Value>,
     /// `Some(true)` asks the model to cite the conversation's documents: the answer's
-    /// text parts then carry [`Citation`](crate::citation::Citation)s (see
+    /// text parts then carry [`Citation`]s (see
     /// [`crate::citation`]). [`BedrockChatModel`](crate) turns citations on for every
     /// document of the request on the models that cite (see
     /// `bedrock::supports_citations`) and sends the documents as before to the others.
