@@ -125,8 +125,16 @@ fn help_documents_attach() {
     assert!(run.stdout.contains("xlsx"), "{run:?}");
 }
 
-#[test]
-fn with_citations_ask_lists_the_sources_after_the_answer_and_history_shows_them() {
+#[cfg(feature = "fake-bedrock")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_citations_ask_lists_the_sources_after_the_answer_and_history_shows_them() {
+    // A Claude model on FakeBedrock, which cites the document it is sent with citations on.
+    let fake = bedrock_chat_core::testkit::FakeBedrock::start()
+        .await
+        .unwrap();
+    let env = support::aws_env(&fake);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let model = "bedrock:us.anthropic.claude-sonnet-4-20250514-v1:0";
     let dir = Scratch::new("cli-cite");
     std::fs::write(
         dir.path().join("policy.txt"),
@@ -135,22 +143,22 @@ fn with_citations_ask_lists_the_sources_after_the_answer_and_history_shows_them(
     .unwrap();
     let ask = |extra: &[&str]| {
         let args = [
-            &[
-                "ask",
-                "--user",
-                "ada",
-                "--citations",
-                "--attach",
-                "policy.txt",
-            ][..],
+            &["ask", "--user", "ada", "--model", model, "--citations"][..],
+            &["--attach", "policy.txt"][..],
             extra,
             &["How much leave?"][..],
         ]
         .concat();
-        cli(dir.path(), &args)
+        support::cli_with_env(dir.path(), &args, &env)
     };
     let run = ask(&[]);
     assert_eq!(run.code, 0, "{run:?}");
+    let sent = fake.last_request().unwrap().body;
+    assert_eq!(
+        sent["messages"][0]["content"][0]["document"]["citations"],
+        serde_json::json!({"enabled": true}),
+        "{sent}"
+    );
     // The answer alone on stdout; its source on stderr, after it.
     assert!(
         run.stdout

@@ -423,7 +423,12 @@ pub struct Run {
 
 /// Runs the CLI in `dir` with `args`, no input and a clean environment, to its exit.
 pub fn cli(dir: &Path, args: &[&str]) -> Run {
-    let child = program("cli", dir, args, &[])
+    cli_with_env(dir, args, &[])
+}
+
+/// [`cli`] with `env` set too (say [`aws_env`] for a `FakeBedrock`).
+pub fn cli_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let child = program("cli", dir, args, env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
