@@ -75,6 +75,28 @@ fn cited_part(reply: &ChatReply) -> (String, Vec<Citation>) {
     }
 }
 
+/// A service on `model` at a new FakeBedrock, with an in-memory store.
+async fn on_fake(model: &str) -> (FakeBedrock, InMemoryHistoryStore, ChatService) {
+    let fake = FakeBedrock::start().await.expect("FakeBedrock starts");
+    let store = InMemoryHistoryStore::new();
+    let service = ChatService::builder(
+        Arc::new(fake.chat_model(config(model))),
+        Arc::new(store.clone()),
+    )
+    .build();
+    (fake, store, service)
+}
+
+/// The events of a streamed send.
+async fn streamed(service: &ChatService, request: SendRequest) -> Vec<StreamEvent> {
+    service
+        .send_stream(request)
+        .await
+        .expect("the send starts")
+        .collect()
+        .await
+}
+
 fn documents_citations(body: &Value) -> Vec<Value> {
     body["messages"]
         .as_array()
@@ -104,20 +126,9 @@ fn assert_cites_the_policy(text: &str, citations: &[Citation], document_index: u
 
 #[tokio::test]
 async fn a_streamed_answer_cites_the_document_and_keeps_its_citations() {
-    let fake = FakeBedrock::start().await.unwrap();
-    let store = InMemoryHistoryStore::new();
-    let service = ChatService::builder(
-        Arc::new(fake.chat_model(config(CLAUDE))),
-        Arc::new(store.clone()),
-    )
-    .build();
+    let (fake, store, service) = on_fake(CLAUDE).await;
 
-    let events: Vec<StreamEvent> = service
-        .send_stream(question())
-        .await
-        .unwrap()
-        .collect()
-        .await;
+    let events = streamed(&service, question()).await;
 
     let body = fake.last_request().unwrap().body;
     assert_eq!(
@@ -163,13 +174,7 @@ async fn a_streamed_answer_cites_the_document_and_keeps_its_citations() {
 
 #[tokio::test]
 async fn a_whole_answer_cites_the_document_and_the_next_turn_sends_the_text_alone() {
-    let fake = FakeBedrock::start().await.unwrap();
-    let store = InMemoryHistoryStore::new();
-    let service = ChatService::builder(
-        Arc::new(fake.chat_model(config(CLAUDE))),
-        Arc::new(store.clone()),
-    )
-    .build();
+    let (fake, _, service) = on_fake(CLAUDE).await;
 
     let first = service.send(question()).await.unwrap();
     let (text, citations) = cited_part(&first);
@@ -223,13 +228,7 @@ async fn a_whole_answer_cites_the_document_and_the_next_turn_sends_the_text_alon
 
 #[tokio::test]
 async fn without_citations_asked_documents_go_as_before_and_answers_are_plain() {
-    let fake = FakeBedrock::start().await.unwrap();
-    let store = InMemoryHistoryStore::new();
-    let service = ChatService::builder(
-        Arc::new(fake.chat_model(config(CLAUDE))),
-        Arc::new(store.clone()),
-    )
-    .build();
+    let (fake, _, service) = on_fake(CLAUDE).await;
     let reply = service
         .send(SendRequest::new(alice(), "How much leave?").with_attachment(policy()))
         .await
@@ -242,13 +241,7 @@ async fn without_citations_asked_documents_go_as_before_and_answers_are_plain() 
 
 #[tokio::test]
 async fn a_model_that_does_not_cite_gets_its_documents_without_citations() {
-    let fake = FakeBedrock::start().await.unwrap();
-    let store = InMemoryHistoryStore::new();
-    let service = ChatService::builder(
-        Arc::new(fake.chat_model(config(NOVA))),
-        Arc::new(store.clone()),
-    )
-    .build();
+    let (fake, _, service) = on_fake(NOVA).await;
     let reply = service.send(question()).await.unwrap();
     let body = fake.last_request().unwrap().body;
     assert_eq!(documents_citations(&body), [Value::Null], "{body}");
@@ -296,24 +289,13 @@ async fn fake_bedrock_refuses_citations_for_a_model_that_does_not_cite() {
 #[tokio::test]
 async fn a_failed_cited_stream_stores_nothing() {
     use bedrock_chat_core::testkit::Fault;
-    let fake = FakeBedrock::start().await.unwrap();
+    let (fake, store, service) = on_fake(CLAUDE).await;
     fake.push_fault(Fault::exception_after(
         2,
         "modelStreamErrorException",
         "the model broke off",
     ));
-    let store = InMemoryHistoryStore::new();
-    let service = ChatService::builder(
-        Arc::new(fake.chat_model(config(CLAUDE))),
-        Arc::new(store.clone()),
-    )
-    .build();
-    let events: Vec<StreamEvent> = service
-        .send_stream(question())
-        .await
-        .unwrap()
-        .collect()
-        .await;
+    let events = streamed(&service, question()).await;
     assert!(
         matches!(
             events.last(),

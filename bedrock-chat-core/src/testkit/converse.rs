@@ -150,6 +150,17 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
     Ok(ask)
 }
 
+/// The content blocks of every message of a Converse or Anthropic body, in order (an
+/// Anthropic content that is a plain string has none).
+pub(crate) fn message_blocks(body: &Value) -> impl Iterator<Item = &Value> {
+    body.get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten()
+}
+
 /// Reads the documents' `citations` settings into `ask`, as Bedrock checks them: the
 /// model must cite (see [`supports_citations`](crate::bedrock::supports_citations)).
 /// With citations on, the answer quotes the newest cited text document.
@@ -157,14 +168,7 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
 /// # Errors
 /// The `ValidationException` message.
 pub(crate) fn read_citations(body: &Value, model_id: &str, ask: &mut Ask) -> Result<(), String> {
-    let documents = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.get("content").and_then(Value::as_array))
-        .flatten()
-        .filter_map(|block| block.get("document"));
+    let documents = message_blocks(body).filter_map(|block| block.get("document"));
     for (index, document) in documents.enumerate() {
         if document.pointer("/citations/enabled") != Some(&Value::Bool(true)) {
             continue;
@@ -276,14 +280,7 @@ pub(crate) fn read_output_config(
 /// The `ValidationException` message.
 pub(crate) fn read_thinking(body: &Value, model_id: &str, ask: &mut Ask) -> Result<(), String> {
     let thinks = crate::bedrock::config::reasons(model_id);
-    let reasoning_sent = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.get("content").and_then(Value::as_array))
-        .flatten()
-        .any(|block| block.get("reasoningContent").is_some());
+    let reasoning_sent = message_blocks(body).any(|block| block.get("reasoningContent").is_some());
     if reasoning_sent && !thinks {
         return Err(format!(
             "The model {model_id} does not support reasoning content. Remove the \

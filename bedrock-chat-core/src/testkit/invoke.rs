@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::converse::{check_max_tokens, check_unit_range, Limits};
+use super::converse::{check_max_tokens, check_unit_range, message_blocks, Limits};
 use super::plan::{tokens_for, Ask, Content, Plan};
 use super::stream::Frames;
 use super::wire::event_frame;
@@ -119,14 +119,7 @@ pub(crate) fn read_request(body: &Value, limits: Limits) -> Result<Ask, String> 
 /// The `ValidationException` message.
 pub(crate) fn read_thinking(body: &Value, model_id: &str, ask: &mut Ask) -> Result<(), String> {
     let thinks = crate::bedrock::config::reasons(model_id);
-    let blocks = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.get("content").and_then(Value::as_array))
-        .flatten();
-    for block in blocks {
+    for block in message_blocks(body) {
         match block.get("type").and_then(Value::as_str) {
             Some("thinking" | "redacted_thinking") if !thinks => {
                 return Err(format!(
