@@ -139,16 +139,11 @@ async fn a_cited_answer_carries_its_citations_in_the_reply_the_stream_and_the_hi
     assert!(!body.to_string().contains("citationsContent"), "{body}");
 
     // The Markdown export lists the sources under each answer.
-    let export = client
-        .get(api.url(&format!(
+    let export = api
+        .get_text(&format!(
             "/api/v1/conversations/{chat_id}/export?format=markdown"
-        )))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        ))
+        .await;
     for title in ["policy", "policy (2)"] {
         let source = format!(
             "1. “Employees get 20 days of annual leave.” ← “Employees get 20 days of annual \

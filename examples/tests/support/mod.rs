@@ -391,6 +391,13 @@ impl Api {
         response.json().await.unwrap()
     }
 
+    /// GETs `path`, which must answer 200: its body as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "GET {path}");
+        response.text().await.unwrap()
+    }
+
     /// A streamed send's events.
     pub async fn stream(&self, body: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
         let response = self
