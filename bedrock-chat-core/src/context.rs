@@ -100,15 +100,26 @@ pub fn part_tokens(estimator: &dyn TokenEstimator, part: &Part) -> u64 {
     }
 }
 
-/// The metadata key under which a stored message keeps its exact token count: the count
-/// the model made of a question (with
-/// [`ChatPolicy::exact_token_counts`](crate::ChatPolicy::exact_token_counts)), the output
-/// tokens it reported for a reply.
+/// The metadata key under which a stored question keeps its exact token count: the count
+/// the model made of it (with
+/// [`ChatPolicy::exact_token_counts`](crate::ChatPolicy::exact_token_counts)).
 pub const TOKENS_METADATA: &str = "tokens";
 
-/// A stored message's exact token count, when it has one ([`TOKENS_METADATA`]).
+/// A stored message's exact token count, when it has one: a question's
+/// [`TOKENS_METADATA`], a reply's output tokens as the model reported them (its
+/// [`usage`](Message::usage)).
 pub fn stored_tokens(message: &Message) -> Option<u64> {
-    message.metadata.get(TOKENS_METADATA)?.as_u64()
+    if let Some(tokens) = message.metadata.get(TOKENS_METADATA) {
+        return tokens.as_u64();
+    }
+    match message.role {
+        // A model that reported no output tokens says nothing about the reply's size.
+        Role::Assistant => message
+            .usage
+            .map(|usage| usage.output_tokens)
+            .filter(|&tokens| tokens > 0),
+        Role::User => None,
+    }
 }
 
 /// The default estimate: one token per `chars_per_token` characters, rounded up, plus a

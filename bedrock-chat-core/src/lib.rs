@@ -38,7 +38,8 @@ pub use ids::{ChatId, MessageId, UserId};
 pub use limiter::{Decision, Quota, RateLimiter};
 pub use model::{
     ChatModel, GuardrailConfig, GuardrailStreamMode, InferenceConfig, ModelEvent, ModelMessage,
-    ModelRequest, ModelResponse, ModelStream, OutputSchema, ServiceTier, StopReason,
+    ModelRequest, ModelResponse, ModelStream, OutputSchema, RequestMetadata, ServiceTier,
+    StopReason,
 };
 pub use offline::OfflineChatModel;
 pub use parts::{Binary, BlobRef, DocumentFormat, ImageFormat, Part};

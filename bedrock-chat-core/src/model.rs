@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::citation::Citation;
 use crate::error::ModelError;
+use crate::ids::{ChatId, UserId};
 use crate::parts::Part;
 use crate::tool::{ToolCall, ToolSpec};
 use crate::types::{Role, Usage};
@@ -361,6 +362,71 @@ impl ModelMessage {
     }
 }
 
+/// Who and what a model call is for: [`BedrockChatModel`](crate) sends it as Converse's
+/// `requestMetadata` (`user_id`, `chat_id`, `request_id`), which Bedrock writes to its model
+/// invocation logs, to find a user's or a conversation's calls there. Characters Bedrock
+/// does not take in them are replaced by `_`, and values cut to 256 characters.
+///
+/// ```
+/// use bedrock_chat_core::{RequestMetadata, UserId};
+/// let metadata = RequestMetadata::for_user(UserId::new("ada").unwrap()).with_request_id("r-1");
+/// assert_eq!(
+///     metadata.pairs(),
+///     [("user_id", "ada".to_owned()), ("request_id", "r-1".to_owned())]
+/// );
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestMetadata {
+    /// The user the call is for.
+    pub user_id: Option<UserId>,
+    /// The conversation, when there is one.
+    pub chat_id: Option<ChatId>,
+    /// The host's request id, when it gave one.
+    pub request_id: Option<String>,
+}
+
+impl RequestMetadata {
+    /// A call for `user`.
+    pub fn for_user(user: UserId) -> Self {
+        Self {
+            user_id: Some(user),
+            ..Self::default()
+        }
+    }
+
+    /// Sets [`chat_id`](Self::chat_id).
+    pub fn with_chat(mut self, chat_id: ChatId) -> Self {
+        self.chat_id = Some(chat_id);
+        self
+    }
+
+    /// Sets [`request_id`](Self::request_id).
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// The key-value pairs of what is set, in that order.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        [
+            self.user_id
+                .as_ref()
+                .map(|u| ("user_id", u.as_str().to_owned())),
+            self.chat_id.map(|c| ("chat_id", c.to_string())),
+            self.request_id.clone().map(|r| ("request_id", r)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// `true` when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.user_id.is_none() && self.chat_id.is_none() && self.request_id.is_none()
+    }
+}
+
 /// Everything one model call needs.
 ///
 /// ```
@@ -387,11 +453,9 @@ pub struct ModelRequest {
     /// When the conversation holds tool calls and results but no tool is offered, they go
     /// to the model as text.
     pub tools: Vec<ToolSpec>,
-    /// Key-value pairs Bedrock writes to its model invocation logs with the call, to find
-    /// a user's or a conversation's calls there; [`ChatService`](crate::ChatService) sets
-    /// `user_id`, `chat_id` and `request_id`. Characters Bedrock does not take in them are
-    /// replaced by `_`, and keys and values cut to 256 characters.
-    pub request_metadata: std::collections::BTreeMap<String, String>,
+    /// Who and what the call is for, which Bedrock writes to its model invocation logs
+    /// with it; [`ChatService`](crate::ChatService) sets it.
+    pub request_metadata: RequestMetadata,
     /// Ask the model to cache the stable prefix of the call (the system prompt, and the
     /// turns before the last one), so that the next turn of the conversation reads it from
     /// the cache at a fraction of the price. A model that cannot cache ignores it.

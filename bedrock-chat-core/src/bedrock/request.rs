@@ -120,8 +120,9 @@ impl ConverseParts {
         let request_metadata = (!request.request_metadata.is_empty()).then(|| {
             request
                 .request_metadata
-                .iter()
-                .map(|(key, value)| (metadata_text(key), metadata_text(value)))
+                .pairs()
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), metadata_text(&value)))
                 .collect()
         });
         let cache = caching && request.prompt_caching;

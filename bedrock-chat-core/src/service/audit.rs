@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::ChatError;
 use crate::ids::{ChatId, MessageId, UserId};
-use crate::model::StopReason;
+use crate::model::{RequestMetadata, StopReason};
 use crate::types::Usage;
 
 /// The `tracing` target of audit events: one event per model call. Route it to its own
@@ -50,19 +50,12 @@ pub(crate) struct CallMeta {
 impl CallMeta {
     /// What Bedrock's invocation logs are told about the call: the user, the
     /// conversation when there is one, the host's request id when it gave one.
-    pub(crate) fn invocation_metadata(
-        &self,
-        chat_id: Option<ChatId>,
-    ) -> std::collections::BTreeMap<String, String> {
-        let mut metadata = std::collections::BTreeMap::new();
-        metadata.insert("user_id".to_owned(), self.user.as_str().to_owned());
-        if let Some(chat_id) = chat_id {
-            metadata.insert("chat_id".to_owned(), chat_id.to_string());
+    pub(crate) fn invocation_metadata(&self, chat_id: Option<ChatId>) -> RequestMetadata {
+        RequestMetadata {
+            user_id: Some(self.user.clone()),
+            chat_id,
+            request_id: self.request_id.clone(),
         }
-        if let Some(request_id) = &self.request_id {
-            metadata.insert("request_id".to_owned(), request_id.clone());
-        }
-        metadata
     }
 }
 

@@ -825,7 +825,6 @@ impl Inner {
         let mut reply_metadata = Metadata::new();
         reply_metadata.insert("stop_reason".into(), stop_reason.as_str().into());
         reply_metadata.insert("latency_ms".into(), (latency.as_millis() as u64).into());
-        reply_metadata.insert(TOKENS_METADATA.into(), usage.output_tokens.into());
         // The model answered but the exchange could not be kept: audited as a failed call.
         let store_failed = |meta: &CallMeta, error: StoreError| {
             let error = ChatError::from(error);

@@ -225,7 +225,11 @@ impl Inner {
             turn.push(Part::cited_text(round.text, round.citations));
         }
         if round.calls.is_empty() || self.tools.is_empty() {
-            exchange.parts.extend(turn);
+            // The usual reply, one round: its parts as they are, not copied.
+            match exchange.parts.is_empty() {
+                true => exchange.parts = turn,
+                false => exchange.parts.extend(turn),
+            }
             return Next::Done(round.stop_reason);
         }
         turn.extend(round.calls.iter().map(ToolCall::to_part));
