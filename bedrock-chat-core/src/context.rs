@@ -122,6 +122,50 @@ pub fn stored_tokens(message: &Message) -> Option<u64> {
     }
 }
 
+/// A stored message as a context window needs it: its place, role, text, parts and exact
+/// token count, without the rest of a [`Message`] (ids, model, usage, metadata, times).
+/// [`HistoryStore::recent_context`](crate::HistoryStore::recent_context) reads these.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ContextMessage {
+    /// Its place in the conversation.
+    pub seq: u64,
+    /// Who wrote it.
+    pub role: Role,
+    /// Its text.
+    pub content: String,
+    /// Its parts, when it is more than text.
+    pub parts: Vec<Part>,
+    /// Its exact token count, when it keeps one ([`stored_tokens`]).
+    pub tokens: Option<u64>,
+}
+
+impl ContextMessage {
+    /// What the context window needs of `message`, copied.
+    pub fn of(message: &Message) -> Self {
+        Self {
+            seq: message.seq,
+            role: message.role,
+            content: message.content.clone(),
+            parts: message.parts.clone(),
+            tokens: stored_tokens(message),
+        }
+    }
+}
+
+impl From<Message> for ContextMessage {
+    fn from(message: Message) -> Self {
+        let tokens = stored_tokens(&message);
+        Self {
+            seq: message.seq,
+            role: message.role,
+            content: message.content,
+            parts: message.parts,
+            tokens,
+        }
+    }
+}
+
 /// The default estimate: one token per `chars_per_token` characters, rounded up, plus a
 /// fixed overhead per message for role markers. Close to Claude's and Nova's tokenizers on
 /// English prose (about four characters a token); conservative on code and CJK text only
@@ -175,20 +219,20 @@ pub struct ContextWindow {
 /// window then holds from `max_messages - stride + 1` to `max_messages` messages.
 ///
 /// ```
-/// use bedrock_chat_core::context::align_window;
+/// use bedrock_chat_core::context::{align_window, ContextMessage};
 /// # use bedrock_chat_core::{ChatId, Message, MessageId, Metadata, Role};
-/// # fn msg(seq: u64) -> Message {
+/// # fn msg(seq: u64) -> ContextMessage {
 /// #     let now = chrono::Utc::now();
 /// #     Message { id: MessageId::new(), chat_id: ChatId::new(), seq, role: Role::User,
 /// #         content: String::new(), parts: vec![], reply_to: None, model: None, usage: None,
-/// #         metadata: Metadata::new(), created_at: now, updated_at: now }
+/// #         metadata: Metadata::new(), created_at: now, updated_at: now }.into()
 /// # }
 /// // Messages 13..=32 (a 20-message window), stride 10: the window starts after 20.
-/// let mut history: Vec<Message> = (13..=32).map(msg).collect();
+/// let mut history: Vec<ContextMessage> = (13..=32).map(msg).collect();
 /// align_window(&mut history, 20, 10);
 /// assert_eq!(history.first().map(|m| m.seq), Some(21));
 /// ```
-pub fn align_window(history: &mut Vec<Message>, max_messages: usize, stride: u32) {
+pub fn align_window(history: &mut Vec<ContextMessage>, max_messages: usize, stride: u32) {
     let stride = u64::from(stride);
     let Some(newest) = history.last().map(|m| m.seq) else {
         return;
@@ -207,11 +251,11 @@ pub fn align_window(history: &mut Vec<Message>, max_messages: usize, stride: u32
 /// roles alternate, no turn is empty. Stored history can break that (a deleted reply, an
 /// edited message); consecutive turns of one role are then joined, and a leading assistant
 /// turn is dropped. History is taken by value so its text and parts move into the turns.
-/// A message that keeps its exact token count ([`stored_tokens`]) costs that; others are
-/// estimated, those with [`parts`](Message::parts) counting their attachments by
+/// A message that keeps its exact token count ([`ContextMessage::tokens`]) costs that;
+/// others are estimated, those with parts counting their attachments by
 /// [`estimate_message`].
 pub fn build_context(
-    history: Vec<Message>,
+    history: Vec<ContextMessage>,
     new_message: ModelMessage,
     max_messages: usize,
     max_tokens: u64,
@@ -221,7 +265,8 @@ pub fn build_context(
     let mut budget = max_tokens.saturating_sub(new_cost);
     let mut kept = 0;
     for message in history.iter().rev().take(max_messages) {
-        let cost = stored_tokens(message)
+        let cost = message
+            .tokens
             .unwrap_or_else(|| estimate_message(estimator, &message.content, &message.parts));
         if cost > budget {
             break;
@@ -274,7 +319,7 @@ mod tests {
     use crate::types::Metadata;
     use chrono::Utc;
 
-    fn msg(seq: u64, role: Role, content: &str) -> Message {
+    fn msg(seq: u64, role: Role, content: &str) -> ContextMessage {
         Message {
             id: MessageId::new(),
             chat_id: ChatId::new(),
@@ -289,6 +334,7 @@ mod tests {
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }
+        .into()
     }
 
     fn roles(turns: &[ModelMessage]) -> Vec<Role> {
@@ -368,7 +414,7 @@ mod tests {
 
     #[test]
     fn a_strided_window_keeps_its_start_for_several_turns() {
-        let conversation = |newest: u64| -> Vec<Message> {
+        let conversation = |newest: u64| -> Vec<ContextMessage> {
             (newest.saturating_sub(19).max(1)..=newest)
                 .map(|seq| {
                     let role = if seq % 2 == 1 {

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use chrono::{NaiveDate, TimeZone, Utc};
 
+use crate::context::ContextMessage;
 use crate::error::{InvalidInput, StoreError};
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::types::{
@@ -470,6 +471,23 @@ pub trait HistoryStore: Send + Sync + 'static {
         chat_id: ChatId,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
+
+    /// The last `limit` messages of a conversation, oldest first, as the context window
+    /// needs them ([`ContextMessage`]: place, role, text, parts, exact token count). The
+    /// default reads [`recent_messages`](Self::recent_messages); a store that can read
+    /// less (the in-memory store copies only those fields) overrides it. Both must agree.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the user has no such conversation.
+    async fn recent_context(
+        &self,
+        user: &UserId,
+        chat_id: ChatId,
+        limit: u32,
+    ) -> Result<Vec<ContextMessage>, StoreError> {
+        let messages = self.recent_messages(user, chat_id, limit).await?;
+        Ok(messages.into_iter().map(ContextMessage::from).collect())
+    }
 
     /// A page of a conversation's messages: oldest first (ascending `seq`, paging forwards
     /// with [`Cursor::after_seq`]) or, with [`MessageOrder::NewestFirst`], newest first

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
+use bedrock_chat_core::context::ContextMessage;
 use bedrock_chat_core::store::{
     check_usage_days, AppendRequest, AppendTarget, Appended, Cursor, ListOptions, MessageRange,
     Page,
@@ -390,6 +391,26 @@ impl HistoryStore for InMemoryHistoryStore {
             .rev()
             .take(limit as usize)
             .cloned()
+            .collect();
+        messages.reverse();
+        Ok(messages)
+    }
+
+    async fn recent_context(
+        &self,
+        user: &UserId,
+        chat_id: ChatId,
+        limit: u32,
+    ) -> Result<Vec<ContextMessage>, StoreError> {
+        // Only what the context window reads is copied: no ids, model, usage, metadata.
+        let state = self.read();
+        let entry = state.entry(user, chat_id)?;
+        let mut messages: Vec<ContextMessage> = entry
+            .messages
+            .values()
+            .rev()
+            .take(limit as usize)
+            .map(ContextMessage::of)
             .collect();
         messages.reverse();
         Ok(messages)

@@ -596,7 +596,7 @@ impl ChatService {
                 let conversation = inner.store.get_conversation(&request.user, chat_id).await?;
                 let history = inner
                     .store
-                    .recent_messages(&request.user, chat_id, policy.context_messages)
+                    .recent_context(&request.user, chat_id, policy.context_messages)
                     .await?;
                 (
                     AppendTarget::Existing(chat_id),

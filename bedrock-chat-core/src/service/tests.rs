@@ -8,6 +8,7 @@ use chrono::Utc;
 use mockall::predicate::eq;
 
 use super::*;
+use crate::context::ContextMessage;
 use crate::error::{ModelError, RateLimitError};
 use crate::limiter::{MockRateLimiter, Quota};
 use crate::model::{MockChatModel, ModelResponse};
@@ -315,16 +316,19 @@ async fn the_model_gets_history_prompt_and_merged_settings() {
         created_at: Utc::now(),
         updated_at: Utc::now(),
     };
-    let history = vec![
+    let history: Vec<ContextMessage> = [
         stored_message(&NewMessage::user("first question"), chat_id, 1),
         stored_message(&NewMessage::assistant("first answer"), chat_id, 2),
-    ];
+    ]
+    .into_iter()
+    .map(ContextMessage::from)
+    .collect();
     let mut store = store_accepting_appends();
     store
         .expect_get_conversation()
         .returning(move |_, _| Ok(conversation.clone()));
     store
-        .expect_recent_messages()
+        .expect_recent_context()
         .with(eq(user()), eq(chat_id), eq(20))
         .returning(move |_, _, _| Ok(history.clone()));
     let seen = Arc::new(Mutex::new(Vec::new()));

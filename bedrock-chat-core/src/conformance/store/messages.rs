@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::{all_messages, append, assert_not_found, conversation, exchange, metadata, MakeStore};
 use crate::conformance::random_user;
+use crate::context::ContextMessage;
 use crate::store::{Cursor, ListOptions};
 use crate::{MessageId, MessageUpdate, Usage};
 
@@ -63,7 +64,7 @@ pub async fn recent_messages_are_the_last_n_oldest_first(make: &impl MakeStore) 
             &*t.store,
             &user,
             chat.id,
-            exchange(&format!("q{i}"), &format!("a{i}"), Usage::default()),
+            exchange(&format!("q{i}"), &format!("a{i}"), Usage::new(10, i + 1)),
         )
         .await;
     }
@@ -89,6 +90,28 @@ pub async fn recent_messages_are_the_last_n_oldest_first(make: &impl MakeStore) 
         .await
         .expect("recent 0")
         .is_empty());
+
+    // The context window's read agrees with it, exact token counts included.
+    for limit in [0, 4, 100] {
+        let messages = t
+            .store
+            .recent_messages(&user, chat.id, limit)
+            .await
+            .expect("recent");
+        let context = t
+            .store
+            .recent_context(&user, chat.id, limit)
+            .await
+            .expect("recent context");
+        let expected: Vec<ContextMessage> =
+            messages.into_iter().map(ContextMessage::from).collect();
+        assert_eq!(context, expected, "limit {limit}");
+    }
+    let stranger = random_user();
+    assert!(
+        t.store.recent_context(&stranger, chat.id, 4).await.is_err(),
+        "another user's conversation does not exist"
+    );
 }
 
 /// Editing a message changes its text and metadata, not its place.
