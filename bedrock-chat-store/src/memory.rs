@@ -72,6 +72,21 @@ struct Entry {
     last_seq: u64,
 }
 
+impl Entry {
+    /// The last `limit` messages, oldest first, each as `copy` makes it.
+    fn newest<T>(&self, limit: u32, copy: impl FnMut(&Message) -> T) -> Vec<T> {
+        let mut messages: Vec<T> = self
+            .messages
+            .values()
+            .rev()
+            .take(limit as usize)
+            .map(copy)
+            .collect();
+        messages.reverse();
+        messages
+    }
+}
+
 impl State {
     /// The user's conversation, or NotFound (also when it is someone else's).
     fn entry(&self, user: &UserId, id: ChatId) -> Result<&Entry, StoreError> {
@@ -383,17 +398,10 @@ impl HistoryStore for InMemoryHistoryStore {
         chat_id: ChatId,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        let state = self.read();
-        let entry = state.entry(user, chat_id)?;
-        let mut messages: Vec<Message> = entry
-            .messages
-            .values()
-            .rev()
-            .take(limit as usize)
-            .cloned()
-            .collect();
-        messages.reverse();
-        Ok(messages)
+        Ok(self
+            .read()
+            .entry(user, chat_id)?
+            .newest(limit, Message::clone))
     }
 
     async fn recent_context(
@@ -403,17 +411,10 @@ impl HistoryStore for InMemoryHistoryStore {
         limit: u32,
     ) -> Result<Vec<ContextMessage>, StoreError> {
         // Only what the context window reads is copied: no ids, model, usage, metadata.
-        let state = self.read();
-        let entry = state.entry(user, chat_id)?;
-        let mut messages: Vec<ContextMessage> = entry
-            .messages
-            .values()
-            .rev()
-            .take(limit as usize)
-            .map(ContextMessage::of)
-            .collect();
-        messages.reverse();
-        Ok(messages)
+        Ok(self
+            .read()
+            .entry(user, chat_id)?
+            .newest(limit, ContextMessage::of))
     }
 
     async fn list_messages(
