@@ -25,6 +25,14 @@ SSE_RUNS=${SSE_RUNS:-500}
 SERVER_CPUS=${SERVER_CPUS:-0}
 CLIENT_CPUS=${CLIENT_CPUS:-1}
 
+# The tools it drives, checked before the release build rather than after it.
+for tool in wrk taskset curl jq; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "run.sh: $tool is not installed (Debian: apt-get install wrk util-linux curl jq)" >&2
+        exit 2
+    fi
+done
+
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 script="$root/benches/load/chats.lua"
