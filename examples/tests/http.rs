@@ -936,6 +936,7 @@ async fn the_chat_page_is_served_with_a_strict_csp_and_revalidated_by_etag() {
     for (path, content_type) in [
         ("/assets/app.js", "text/javascript; charset=utf-8"),
         ("/assets/attachments.js", "text/javascript; charset=utf-8"),
+        ("/assets/citations.js", "text/javascript; charset=utf-8"),
         ("/assets/markdown.js", "text/javascript; charset=utf-8"),
         ("/assets/reasoning.js", "text/javascript; charset=utf-8"),
         ("/assets/sse.js", "text/javascript; charset=utf-8"),
