@@ -9,12 +9,12 @@
 //! finds them without building label strings or hashing metric keys.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -69,8 +69,10 @@ impl Metrics {
             .map(PrometheusBuilder::build_recorder)
             .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
         let handle = recorder.handle();
+        let recorder = Arc::new(recorder);
+        spawn_upkeep(&recorder, handle.clone(), UPKEEP_PERIOD);
         Self {
-            recorder: Arc::new(recorder),
+            recorder,
             handle,
             handles: Arc::default(),
         }
@@ -195,20 +197,27 @@ impl Drop for StreamGuard {
     }
 }
 
-/// Records every request: count and latency by route, method and status; refusals by
-/// the rate limiter.
-pub(crate) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Records every request that `run` answers: count and latency by route, method and
+/// status; refusals by the rate limiter.
+pub(crate) async fn track<F>(
+    metrics: &Metrics,
+    request: Request,
+    run: impl FnOnce(Request) -> F,
+) -> Response
+where
+    F: Future<Output = Response>,
+{
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = request.method().clone();
-    let response = next.run(request).await;
+    let response = run(request).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
-    state.metrics.request(route, &method, status, elapsed);
+    metrics.request(route, &method, status, elapsed);
     if status == 429 {
         let route = route.to_owned();
-        state.metrics.record(|| {
+        metrics.record(|| {
             metrics::counter!("bedrock_chat_rate_limited_total", "route" => route).increment(1);
         });
     }
@@ -228,6 +237,33 @@ pub async fn render(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// How often latency samples are folded into their histograms between scrapes.
+const UPKEEP_PERIOD: Duration = Duration::from_secs(5);
+
+/// Folds the recorder's latency samples into their histograms every `period`.
+/// The recorder keeps every sample until then (a scrape does it too), so a server that is
+/// never scraped would otherwise grow by each request's sample. The task ends once the
+/// last [`Metrics`] holding `recorder` is dropped; with no Tokio runtime (a test building
+/// metrics alone) there is no task and each render folds them.
+fn spawn_upkeep(recorder: &Arc<PrometheusRecorder>, handle: PrometheusHandle, period: Duration) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let recorder = Arc::downgrade(recorder);
+    runtime.spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            if recorder.strong_count() == 0 {
+                return;
+            }
+            handle.run_upkeep();
+        }
+    });
+}
+
 /// What `find` gets from `cache` under a read lock; the first time, under the write lock,
 /// what `make` adds to it (looked for again first, in case another request added it).
 fn cached<C, T>(
@@ -242,5 +278,34 @@ fn cached<C, T>(
     match find(&cache) {
         Some(found) => found,
         None => make(&mut cache),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_upkeep_task_ends_with_the_last_metrics() {
+        let alive = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        let recorder = Arc::new(PrometheusBuilder::new().build_recorder());
+        let before = alive();
+        spawn_upkeep(&recorder, recorder.handle(), Duration::from_millis(5));
+        assert_eq!(alive(), before + 1);
+        // Ticks while the recorder lives keep the task.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(alive(), before + 1);
+        drop(recorder);
+        for _ in 0..100 {
+            if alive() == before {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the upkeep task outlived its recorder");
     }
 }
