@@ -27,7 +27,7 @@ pub mod web;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -187,13 +187,10 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
                 }))
                 .layer(cors(&settings.cors_origins))
                 .layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    metrics::track,
+                    (state.metrics.clone(), timeout),
+                    tracked,
                 ))
-                .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-                .layer(middleware::from_fn(move |request: Request, next: Next| {
-                    with_timeout(timeout, request, next)
-                })),
+                .layer(DefaultBodyLimit::max(settings.max_body_bytes)),
         )
         .with_state(state)
 }
@@ -228,6 +225,19 @@ fn cors(origins: &[String]) -> CorsLayer {
             HeaderName::from_static("x-request-id"),
         ])
         .max_age(Duration::from_secs(600))
+}
+
+/// Every request's metrics and timeout, in one middleware: axum clones the services
+/// under each `from_fn` and boxes its future for every request.
+async fn tracked(
+    State((metrics, timeout)): State<(metrics::Metrics, Duration)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    metrics::track(&metrics, request, |request| {
+        with_timeout(timeout, request, next)
+    })
+    .await
 }
 
 async fn with_timeout(timeout: Duration, request: Request, next: Next) -> Response {
