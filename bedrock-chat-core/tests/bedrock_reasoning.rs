@@ -541,3 +541,45 @@ async fn a_conversation_with_reasoning_continues_on_a_model_that_does_not_reason
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_reply_cut_off_while_reasoning_is_left_out_for_a_model_that_does_not_reason() {
+    // Claude ran out of tokens while thinking: its stored reply is reasoning and no text.
+    // Nova refuses reasoning blocks and empty turns, so the reply goes and the two
+    // questions reach it as one user turn.
+    let fake = FakeBedrock::start().await.unwrap();
+    let store = InMemoryHistoryStore::new();
+    let claude = service(Arc::new(fake.chat_model(config(CLAUDE))), &store);
+    let nova = service(
+        Arc::new(fake.chat_model(config("amazon.nova-lite-v1:0"))),
+        &store,
+    );
+    fake.push_reply(
+        FakeReply::text("")
+            .with_reasoning("Light scatters; the shorter wavelengths")
+            .with_stop_reason("max_tokens"),
+    );
+    let first = claude
+        .send(SendRequest::new(alice(), "Why is the sky blue?").with_inference(thinking(2048)))
+        .await
+        .unwrap();
+    assert_eq!(first.text(), "");
+    assert!(first.reasoning().is_some(), "{:?}", first.answer.parts);
+
+    nova.send(SendRequest::new(alice(), "And at sunset?").in_chat(first.chat_id))
+        .await
+        .unwrap();
+    let body = last_body(&fake);
+    assert!(
+        !body.to_string().contains("reasoningContent"),
+        "no reasoning for Nova: {body}"
+    );
+    let messages = body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{body}");
+    assert_eq!(messages[0]["role"], "user");
+    let text = messages[0]["content"].to_string();
+    assert!(
+        text.contains("Why is the sky blue?") && text.contains("And at sunset?"),
+        "{body}"
+    );
+}

@@ -229,15 +229,28 @@ fn unique_document_names(turns: &mut [ModelMessage]) {
 
 /// Leaves the stored reasoning out of a conversation for a model that does not reason (one
 /// continued on another model family): Bedrock refuses reasoning blocks there, and they
-/// were for the model that wrote them. A turn that was nothing but reasoning keeps it.
-fn drop_reasoning(turns: &mut [ModelMessage]) {
+/// were for the model that wrote them. A reply that was nothing but reasoning (cut off
+/// while thinking) is left with nothing to say, and Bedrock refuses an empty turn: it
+/// goes, and the user's turns either side of it are joined, as the context window joins
+/// them around a deleted reply.
+fn drop_reasoning(turns: &mut Vec<ModelMessage>) {
     let is_reasoning =
         |p: &Part| matches!(p, Part::Reasoning { .. } | Part::RedactedReasoning { .. });
-    for turn in turns {
-        if turn.parts.iter().any(is_reasoning) && !turn.parts.iter().all(is_reasoning) {
-            turn.parts.retain(|p| !is_reasoning(p));
+    if !turns.iter().any(|turn| turn.parts.iter().any(is_reasoning)) {
+        return;
+    }
+    let mut kept: Vec<ModelMessage> = Vec::with_capacity(turns.len());
+    for mut turn in turns.drain(..) {
+        turn.parts.retain(|p| !is_reasoning(p));
+        if turn.parts.is_empty() && turn.content.trim().is_empty() {
+            continue;
+        }
+        match kept.last_mut() {
+            Some(last) if last.role == turn.role => last.join(turn),
+            _ => kept.push(turn),
         }
     }
+    *turns = kept;
 }
 
 fn cache_point() -> Result<CachePointBlock, ModelError> {
