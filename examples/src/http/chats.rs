@@ -322,11 +322,13 @@ fn sse_event(event: StreamEvent) -> (Event, Option<bedrock_chat_core::Decision>)
             citation,
             cited_text,
             ..
-        } => {
-            let mut view = CitationView::of("", &citation);
-            view.cited_text = cited_text;
-            (json_event("citation", &view), None)
-        }
+        } => (
+            json_event(
+                "citation",
+                &CitationView::with_cited_text(cited_text, &citation),
+            ),
+            None,
+        ),
         StreamEvent::ToolCall(call) => (json_event("tool_call", &call), None),
         StreamEvent::ToolResult {
             tool_use_id,

@@ -174,10 +174,16 @@ pub struct CitationView {
 impl CitationView {
     /// `citation` of `text`.
     pub fn of(text: &str, citation: &Citation) -> Self {
+        Self::with_cited_text(citation.cited_in(text).to_owned(), citation)
+    }
+
+    /// `citation`, whose span holds `cited_text` (a stream's citation comes with the
+    /// words it covers, the whole text not being there yet).
+    pub fn with_cited_text(cited_text: String, citation: &Citation) -> Self {
         Self {
             start: citation.start,
             end: citation.end,
-            cited_text: citation.cited_in(text).to_owned(),
+            cited_text,
             title: citation.title.clone(),
             quote: citation.quote.clone(),
             location: citation.location,
