@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bedrock_chat_core::{
-    ChatModel, ChatService, HistoryStore, ListOptions, MockChatModel, ModelError, OfflineChatModel,
-    Quota, UserId,
+    ChatModel, ChatService, HistoryStore, ListOptions, MockChatModel, ModelError, ModelRequest,
+    ModelResponse, ModelStream, OfflineChatModel, Quota, UserId,
 };
 use bedrock_chat_examples::http::{ApiKeys, AppState, Authenticator, Metrics, RouterSettings};
 use bedrock_chat_ratelimit::InMemoryRateLimiter;
@@ -32,6 +32,7 @@ struct Options {
     limit: u64,
     model: Arc<dyn ChatModel>,
     max_body_bytes: usize,
+    request_timeout: Duration,
 }
 
 impl Default for Options {
@@ -44,6 +45,7 @@ impl Default for Options {
             limit: 1000,
             model: Arc::new(OfflineChatModel::new()),
             max_body_bytes: 64 * 1024,
+            request_timeout: RouterSettings::default().request_timeout,
         }
     }
 }
@@ -66,6 +68,7 @@ async fn start(options: Options) -> Server {
     let settings = RouterSettings {
         max_body_bytes: options.max_body_bytes,
         max_attachment_body_bytes: options.max_body_bytes,
+        request_timeout: options.request_timeout,
         ..RouterSettings::default()
     };
     let base = support::serve(state, &settings).await;
@@ -294,6 +297,69 @@ async fn a_client_that_goes_away_midstream_still_gets_its_reply_stored() {
     assert_eq!(
         conversation["message_count"], 2,
         "question and reply stored"
+    );
+}
+
+/// The offline model, answering after `delay`.
+struct SlowModel {
+    delay: Duration,
+    offline: OfflineChatModel,
+}
+
+#[async_trait::async_trait]
+impl ChatModel for SlowModel {
+    fn model_id(&self) -> &str {
+        "slow"
+    }
+
+    async fn converse(&self, request: ModelRequest) -> Result<ModelResponse, ModelError> {
+        tokio::time::sleep(self.delay).await;
+        self.offline.converse(request).await
+    }
+
+    async fn converse_stream(&self, request: ModelRequest) -> Result<ModelStream, ModelError> {
+        tokio::time::sleep(self.delay).await;
+        self.offline.converse_stream(request).await
+    }
+}
+
+#[tokio::test]
+async fn a_request_over_the_timeout_is_a_504_counted_in_the_metrics_and_stores_nothing() {
+    let server = start(Options {
+        model: Arc::new(SlowModel {
+            delay: Duration::from_secs(5),
+            offline: OfflineChatModel::new(),
+        }),
+        request_timeout: Duration::from_millis(200),
+        ..Options::default()
+    })
+    .await;
+    let client = browser();
+    let (status, _, body) = json_of(
+        client
+            .post(server.url("/api/v1/chats"))
+            .json(&json!({"message": "take your time"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["error"], "Request timeout");
+    assert_eq!(body["message"], "the request took longer than 200ms");
+    // The send was abandoned with its request: no conversation, no half exchange.
+    assert!(conversations_of(&server, &client).await.is_empty());
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("bedrock_chat_http_requests_total{route=\"/api/v1/chats\",method=\"POST\",status=\"504\"} 1"),
+        "{metrics}"
     );
 }
 

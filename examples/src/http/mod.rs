@@ -246,7 +246,7 @@ async fn with_timeout(timeout: Duration, request: Request, next: Next) -> Respon
         Err(_) => ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "Request timeout",
-            format!("the request took longer than {}s", timeout.as_secs()),
+            format!("the request took longer than {timeout:?}"),
         )
         .into_response(),
     }
