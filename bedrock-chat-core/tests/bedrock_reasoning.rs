@@ -498,17 +498,23 @@ async fn redacted_reasoning_is_kept_never_shown_and_sent_back_unchanged() {
     }
 }
 
-#[tokio::test]
-async fn a_conversation_with_reasoning_continues_on_a_model_that_does_not_reason() {
-    // Claude reasons; the conversation goes on with Nova (which refuses reasoning blocks),
-    // then back on Claude, which gets its reasoning back.
-    let fake = FakeBedrock::start().await.unwrap();
+/// Services on Claude (which reasons) and on Nova (which does not) sharing one history.
+fn claude_and_nova(fake: &FakeBedrock) -> (ChatService, ChatService) {
     let store = InMemoryHistoryStore::new();
     let claude = service(Arc::new(fake.chat_model(config(CLAUDE))), &store);
     let nova = service(
         Arc::new(fake.chat_model(config("amazon.nova-lite-v1:0"))),
         &store,
     );
+    (claude, nova)
+}
+
+#[tokio::test]
+async fn a_conversation_with_reasoning_continues_on_a_model_that_does_not_reason() {
+    // Claude reasons; the conversation goes on with Nova (which refuses reasoning blocks),
+    // then back on Claude, which gets its reasoning back.
+    let fake = FakeBedrock::start().await.unwrap();
+    let (claude, nova) = claude_and_nova(&fake);
     let first = claude
         .send(SendRequest::new(alice(), "Why is the sky blue?").with_inference(thinking(2048)))
         .await
@@ -548,12 +554,7 @@ async fn a_reply_cut_off_while_reasoning_is_left_out_for_a_model_that_does_not_r
     // Nova refuses reasoning blocks and empty turns, so the reply goes and the two
     // questions reach it as one user turn.
     let fake = FakeBedrock::start().await.unwrap();
-    let store = InMemoryHistoryStore::new();
-    let claude = service(Arc::new(fake.chat_model(config(CLAUDE))), &store);
-    let nova = service(
-        Arc::new(fake.chat_model(config("amazon.nova-lite-v1:0"))),
-        &store,
-    );
+    let (claude, nova) = claude_and_nova(&fake);
     fake.push_reply(
         FakeReply::text("")
             .with_reasoning("Light scatters; the shorter wavelengths")

@@ -84,6 +84,12 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    async fn metrics(&self, client: &reqwest::Client) -> String {
+        let response = client.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     async fn send(&self, client: &reqwest::Client, body: Value) -> (StatusCode, Value) {
         let response = client
             .post(self.url("/api/v1/chats"))
@@ -349,14 +355,7 @@ async fn a_request_over_the_timeout_is_a_504_counted_in_the_metrics_and_stores_n
     assert_eq!(body["message"], "the request took longer than 200ms");
     // The send was abandoned with its request: no conversation, no half exchange.
     assert!(conversations_of(&server, &client).await.is_empty());
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics(&client).await;
     assert!(
         metrics.contains("bedrock_chat_http_requests_total{route=\"/api/v1/chats\",method=\"POST\",status=\"504\"} 1"),
         "{metrics}"
@@ -900,14 +899,7 @@ async fn health_checks_and_metrics_answer() {
     assert_eq!(ready["checks"]["store"]["backend"], "memory");
     assert_eq!(ready["checks"]["rate_limiter"]["status"], "ok");
     server.send(&client, json!({"message": "count me"})).await;
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics(&client).await;
     assert!(
         metrics.contains("bedrock_chat_http_requests_total{route=\"/api/v1/chats\",method=\"POST\",status=\"200\"} 1"),
         "{metrics}"
