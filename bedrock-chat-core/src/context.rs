@@ -279,15 +279,12 @@ pub fn build_context(
 
     let mut turns: Vec<ModelMessage> = Vec::with_capacity(kept + 1);
     let mut push = |turn: ModelMessage| {
-        if turn.content.trim().is_empty() && !turn.parts.iter().any(|p| p.as_text().is_none()) {
-            return;
-        }
-        match turns.last_mut() {
-            // A window that starts mid-reply: its answer, or tool results whose calls
-            // are cut off, cannot open the conversation.
-            None if turn.role == Role::Assistant || crate::tool::has_tool_parts(&turn.parts) => {}
-            Some(last) if last.role == turn.role => last.join(turn),
-            _ => turns.push(turn),
+        // A window that starts mid-reply: its answer, or tool results whose calls are cut
+        // off, cannot open the conversation.
+        let cut_off = turns.is_empty()
+            && (turn.role == Role::Assistant || crate::tool::has_tool_parts(&turn.parts));
+        if !turn.is_blank() && !cut_off {
+            ModelMessage::push_joined(&mut turns, turn);
         }
     };
     for message in history.into_iter().skip(skip) {

@@ -337,6 +337,21 @@ impl ModelMessage {
         crate::parts::content_parts(&self.content, &self.parts)
     }
 
+    /// `true` when the turn says nothing: blank text and no part but text. Converse
+    /// refuses such a turn.
+    pub(crate) fn is_blank(&self) -> bool {
+        self.content.trim().is_empty() && self.parts.iter().all(|p| p.as_text().is_some())
+    }
+
+    /// Adds `turn` after `turns`, joined to the last one when they share a role (Converse
+    /// wants the roles to alternate).
+    pub(crate) fn push_joined(turns: &mut Vec<ModelMessage>, turn: ModelMessage) {
+        match turns.last_mut() {
+            Some(last) if last.role == turn.role => last.join(turn),
+            _ => turns.push(turn),
+        }
+    }
+
     /// Appends `next` (a turn of the same role) to this one: text joined by a blank line,
     /// parts concatenated.
     pub(crate) fn join(&mut self, next: ModelMessage) {

@@ -498,6 +498,14 @@ async fn redacted_reasoning_is_kept_never_shown_and_sent_back_unchanged() {
     }
 }
 
+/// Asserts that the request `body` carries no reasoning block (as Nova requires).
+fn assert_no_reasoning(body: &Value) {
+    assert!(
+        !body.to_string().contains("reasoningContent"),
+        "no reasoning for Nova: {body}"
+    );
+}
+
 /// Services on Claude (which reasons) and on Nova (which does not) sharing one history.
 fn claude_and_nova(fake: &FakeBedrock) -> (ChatService, ChatService) {
     let store = InMemoryHistoryStore::new();
@@ -526,10 +534,7 @@ async fn a_conversation_with_reasoning_continues_on_a_model_that_does_not_reason
         .await
         .unwrap();
     let body = last_body(&fake);
-    assert!(
-        !body.to_string().contains("reasoningContent"),
-        "no reasoning for Nova: {body}"
-    );
+    assert_no_reasoning(&body);
     assert_eq!(
         body["messages"][1]["content"][0],
         json!({"text": first.text()}),
@@ -571,10 +576,7 @@ async fn a_reply_cut_off_while_reasoning_is_left_out_for_a_model_that_does_not_r
         .await
         .unwrap();
     let body = last_body(&fake);
-    assert!(
-        !body.to_string().contains("reasoningContent"),
-        "no reasoning for Nova: {body}"
-    );
+    assert_no_reasoning(&body);
     let messages = body["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 1, "{body}");
     assert_eq!(messages[0]["role"], "user");

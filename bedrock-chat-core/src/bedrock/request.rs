@@ -242,12 +242,8 @@ fn drop_reasoning(turns: &mut Vec<ModelMessage>) {
     let mut kept: Vec<ModelMessage> = Vec::with_capacity(turns.len());
     for mut turn in turns.drain(..) {
         turn.parts.retain(|p| !is_reasoning(p));
-        if turn.parts.is_empty() && turn.content.trim().is_empty() {
-            continue;
-        }
-        match kept.last_mut() {
-            Some(last) if last.role == turn.role => last.join(turn),
-            _ => kept.push(turn),
+        if !turn.is_blank() {
+            ModelMessage::push_joined(&mut kept, turn);
         }
     }
     *turns = kept;
